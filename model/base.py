@@ -1,0 +1,68 @@
+"""Base of every method: a trainable `student` (what DDP wraps and the optimizer sees) and a
+frozen teacher kept out of parameters(), state_dict() and DDP."""
+import torch
+from torch import nn
+
+STUDENT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def unwrap(module):
+    """The module inside a DDP / compile wrapper."""
+    while hasattr(module, "module"):
+        module = module.module
+    return getattr(module, "_orig_mod", module)
+
+
+def student_inputs(batch):
+    return {k: batch[k] for k in STUDENT_KEYS if k in batch}
+
+
+def teacher_inputs(batch):
+    """Teacher inputs: the teacher_* tensors when the formatter made separate ones, else the student's."""
+    if "teacher_input_ids" in batch:
+        return {k: batch["teacher_" + k] for k in STUDENT_KEYS if "teacher_" + k in batch}
+    return student_inputs(batch)
+
+
+class DistillModel(nn.Module):
+    """forward(batch) -> {"loss", named loss parts, "logits"}; subclasses set self.student."""
+
+    def __init__(self):
+        super().__init__()
+        self._frozen = {}
+
+    @property
+    def teacher(self):
+        return self._frozen.get("teacher")
+
+    def set_teacher(self, teacher):
+        """Freeze the teacher: eval mode, no grads, not a registered submodule."""
+        teacher.eval()
+        teacher.requires_grad_(False)
+        self._frozen["teacher"] = teacher
+
+    def train(self, mode=True):
+        super().train(mode)
+        if self.teacher is not None:
+            self.teacher.eval()
+        return self
+
+    def to(self, *args, **kwargs):
+        super().to(*args, **kwargs)
+        if self.teacher is not None:
+            self.teacher.to(*args, **kwargs)
+        return self
+
+    def run_teacher(self, batch):
+        """Teacher outputs under inference_mode, cloned so autograd may save them."""
+        with torch.inference_mode():
+            out = self.teacher(**teacher_inputs(batch))
+        return out.logits.clone()
+
+    def student_model(self):
+        return unwrap(self.student)
+
+    def export(self, directory, tokenizer):
+        """Save the student so plain `AutoModel.from_pretrained(directory)` loads it, tokenizer included."""
+        self.student_model().save_pretrained(directory)
+        tokenizer.save_pretrained(directory)

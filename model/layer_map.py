@@ -1,0 +1,26 @@
+"""One place that decides which source layers a smaller model keeps, and validates the choice."""
+from utils.errors import ConfigError
+
+
+def select_layers(num_source, num_keep, how="uniform", explicit=None, what="[student]"):
+    """0-based source layer ids to keep.
+
+    uniform: every n/k-th layer ending at the top (TinyBERT / PKD-skip map: 6->2 gives [2, 5]);
+    first: the bottom k (PKD-Last's initialisation); last: the top k. An explicit list wins.
+    """
+    if explicit:
+        bad = [i for i in explicit if not 0 <= i < num_source]
+        if bad:
+            raise ConfigError(f"{what} layer_list: layer {bad[0]} out of range; the source has layers 0..{num_source - 1}")
+        return list(explicit)
+    if num_keep <= 0 or num_keep == num_source:
+        return list(range(num_source))
+    if num_keep > num_source:
+        raise ConfigError(f"{what} num_layers = {num_keep}: the source has only {num_source} layers")
+    if how == "first":
+        return list(range(num_keep))
+    if how == "last":
+        return list(range(num_source - num_keep, num_source))
+    if how == "uniform":
+        return [(i + 1) * num_source // num_keep - 1 for i in range(num_keep)]
+    raise ConfigError(f"{what} layer_select = {how!r}: expected uniform, first or last")

@@ -1,0 +1,30 @@
+"""Optimizers built from [train] keys, with the usual no-decay groups for biases and LayerNorm."""
+import torch
+
+NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+
+
+def param_groups(named_params, weight_decay):
+    """Split trainable parameters into decay / no-decay groups (BERT convention)."""
+    decay, no_decay = [], []
+    for name, param in named_params:
+        if param.requires_grad:
+            (no_decay if any(n in name for n in NO_DECAY) or param.ndim == 1 else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_adamw(named_params, config):
+    groups = param_groups(named_params, config.get("train", "weight_decay"))
+    return torch.optim.AdamW(groups, lr=config.get("train", "learning_rate"), betas=tuple(config.get("train", "adam_betas")),
+                             eps=config.get("train", "adam_epsilon"), foreach=True)
+
+
+def build_adam(named_params, config):
+    groups = param_groups(named_params, config.get("train", "weight_decay"))
+    return torch.optim.Adam(groups, lr=config.get("train", "learning_rate"), betas=tuple(config.get("train", "adam_betas")),
+                            eps=config.get("train", "adam_epsilon"), foreach=True)
+
+
+def build_sgd(named_params, config):
+    groups = param_groups(named_params, config.get("train", "weight_decay"))
+    return torch.optim.SGD(groups, lr=config.get("train", "learning_rate"), momentum=config.get("train", "momentum"), foreach=True)

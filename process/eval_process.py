@@ -1,0 +1,61 @@
+"""Evaluation on one or many ranks: each rank runs its shard, predictions are gathered and
+de-duplicated by example index, and every rank gets the same metrics."""
+import contextlib
+
+import numpy as np
+import torch
+
+from process.distributed import all_gather_objects
+from utils.errors import DataError
+
+
+def autocast(run):
+    precision = run.config.get("train", "precision")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(run.info.device.type, dtype=dtype)
+
+
+def to_device(batch, device):
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+@torch.inference_mode()
+def predict(run, split):
+    """(indices, logits, labels or None, summed loss, count) of this rank's shard."""
+    model = run.model
+    was_training = model.training
+    model.eval()
+    indices, logits, labels, loss_sum, count = [], [], [], 0.0, 0
+    for batch in run.loaders[split]:
+        batch = to_device(batch, run.info.device)
+        with autocast(run):
+            out = model(batch)
+        n = batch["index"].numel()
+        indices.append(batch["index"].cpu())
+        logits.append(out["logits"].float().cpu())
+        if "labels" in batch:
+            labels.append(batch["labels"].cpu())
+            loss_sum += float(out["loss"]) * n
+        count += n
+    model.train(was_training)
+    cat = lambda xs: torch.cat(xs).numpy() if xs else None
+    return cat(indices), cat(logits), cat(labels), loss_sum, count
+
+
+def evaluate(run, split="valid"):
+    """Metrics dict for a split (loss included when labels exist), identical on every rank."""
+    parts = all_gather_objects(run.info, predict(run, split))
+    index = np.concatenate([p[0] for p in parts])
+    order = np.unique(index, return_index=True)[1]
+    logits = np.concatenate([p[1] for p in parts])[order]
+    metrics = {"examples": int(len(order))}
+    if parts[0][2] is None:
+        return metrics, logits
+    labels = np.concatenate([p[2] for p in parts])[order]
+    if len(labels) == 0:
+        raise DataError(f"[data] {split}_file: no examples to evaluate")
+    metrics.update({k: round(float(v), 6) for k, v in run.evaluator(logits, labels).items()})
+    metrics["loss"] = round(sum(p[3] for p in parts) / max(1, sum(p[4] for p in parts)), 6)
+    return metrics, logits

@@ -1,0 +1,102 @@
+"""init_all: config -> datasets, loaders, model, optimizer, scheduler, restored state. Everything that can
+fail on bad input fails here, before the first step."""
+import math
+from types import SimpleNamespace
+
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from init.registry import dataset_list, evaluator_list, formatter_list, lookup, model_list, optimizer_list, scheduler_list
+from process.checkpoint import load_checkpoint, resolve_checkpoint
+from process.sampler import ResumableSampler
+from utils.errors import CheckpointError, ConfigError
+from utils.seed import set_seed
+
+
+class IndexedDataset(Dataset):
+    """Adds each example's position, so evaluation can de-duplicate what DistributedSampler pads."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __len__(self):
+        return len(self.inner)
+
+    def __getitem__(self, i):
+        return dict(self.inner[i], index=i)
+
+
+def build_dataset(config, mode):
+    return lookup(dataset_list, config, "data", f"{mode}_dataset_type")(config, mode)
+
+
+def build_loader(config, mode, dataset, info, seed):
+    """A DataLoader with its own generator (the global RNG is left to dropout, for exact resume)."""
+    formatter = lookup(formatter_list, config, "data", "formatter_type")(config, mode)
+    data = IndexedDataset(dataset)
+    if mode == "train":
+        sampler = ResumableSampler(data, info.world, info.rank, config.get("train", "shuffle"), seed)
+        batch_size = config.get("train", "batch_size")
+    else:
+        sampler = DistributedSampler(data, info.world, info.rank, shuffle=False) if info.world > 1 else None
+        batch_size = config.get("eval", "batch_size")
+    loader = DataLoader(data, batch_size=batch_size, sampler=sampler, collate_fn=formatter,
+                        num_workers=config.get("data", "num_workers"), generator=torch.Generator().manual_seed(seed))
+    return loader, formatter
+
+
+def label_count(dataset):
+    return 1 if dataset.is_regression else len(dataset.label_list)
+
+
+def init_all(config, info, mode="train", checkpoint=None):
+    """Build everything for `mode` ("train" also builds valid; "test" only test)."""
+    seed = config.get("train", "seed")
+    set_seed(seed)
+    run = SimpleNamespace(config=config, info=info, mode=mode, loaders={}, datasets={}, checkpoint=None)
+    splits = ["train"] + (["valid"] if config.get("data", "valid_file") else []) if mode == "train" else ["test"]
+    for split in splits:
+        run.datasets[split] = build_dataset(config, split)
+    if config.get("model", "num_labels") == 0:
+        config.set("model", "num_labels", label_count(run.datasets[splits[0]]))
+    for split in splits:
+        run.loaders[split], run.formatter = build_loader(config, split, run.datasets[split], info, seed)
+    run.tokenizer = run.formatter.tokenizer
+    run.model = lookup(model_list, config, "model", "model_name")(config).to(info.device)
+    run.evaluator = lookup(evaluator_list, config, "eval", "evaluator")(config)
+    if checkpoint:
+        path = resolve_checkpoint(checkpoint, prefer_best=(mode != "train"))
+        run.checkpoint = str(path)
+        run.state_dict = load_checkpoint(path)
+        try:
+            run.model.student_model().load_state_dict(run.state_dict["student"])
+        except (RuntimeError, KeyError) as err:
+            raise CheckpointError(f"{path}: does not fit model '{config.get('model', 'model_name')}' ({str(err).splitlines()[0][:200]})") from None
+    if mode == "train":
+        init_optimization(run)
+    return run
+
+
+def init_optimization(run):
+    """Optimizer, scheduler, AMP scaler and the step counters, restored from the checkpoint if any."""
+    config = run.config
+    accum = config.get("train", "gradient_accumulation_steps")
+    run.steps_per_epoch = max(1, math.ceil(len(run.loaders["train"]) / accum))
+    run.total_steps = config.get("train", "max_steps") or run.steps_per_epoch * config.get("train", "epoch")
+    params = [(n, p) for n, p in run.model.named_parameters() if p.requires_grad]
+    run.optimizer = lookup(optimizer_list, config, "train", "optimizer")(params, config)
+    run.scheduler = lookup(scheduler_list, config, "train", "lr_scheduler")(run.optimizer, config, run.total_steps)
+    precision = config.get("train", "precision")
+    if precision == "fp16" and run.info.device.type != "cuda":
+        raise ConfigError(f"{config.source('train', 'precision')}: [train] precision = fp16 needs CUDA; use bf16 on CPU")
+    run.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+    run.state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_metric": None, "best_step": None}
+    if run.checkpoint:
+        ckpt = run.state_dict
+        if "optimizer" not in ckpt:
+            raise CheckpointError(f"{run.checkpoint}: holds weights only (best.pt); resume from a step-*.pt checkpoint")
+        run.optimizer.load_state_dict(ckpt["optimizer"])
+        run.scheduler.load_state_dict(ckpt["scheduler"])
+        if run.scaler is not None and ckpt.get("scaler"):
+            run.scaler.load_state_dict(ckpt["scaler"])
+        run.state.update(ckpt["state"])

@@ -1,0 +1,104 @@
+"""Multi-stage pipelines: a pipeline config lists stage configs; a stage may take an earlier stage's
+exported student as its teacher or its initial weights. Finished stages (DONE.json) are skipped on a
+re-run; an unfinished one resumes from its latest checkpoint."""
+import json
+from pathlib import Path
+
+from init.config import closest, load_config
+from init.ini import read_ini
+from process.checkpoint import checkpoints_in
+from process.distributed import barrier
+from process.run_dir import prepare, write_json
+from process.train_entry import train_run
+from utils.errors import ConfigError
+from utils.logging import get_logger
+
+STAGE_KEYS = {"config", "do_test", "teacher_from", "init_from", "set"}
+
+
+def is_pipeline(path):
+    return "pipeline" in read_ini(path)
+
+
+def parse_pipeline(path):
+    """[(name, {key: Entry})] in run order, validated (keys, references to earlier stages)."""
+    sections = read_ini(path)
+    stages_entry = sections["pipeline"].get("stages")
+    extra = set(sections["pipeline"]) - {"stages"}
+    if extra:
+        raise ConfigError(f"{sections['pipeline'][sorted(extra)[0]].where}: [pipeline] {sorted(extra)[0]}: unknown key (only 'stages')")
+    if stages_entry is None:
+        raise ConfigError(f"{path}: [pipeline] stages: required key missing")
+    names = [n.strip() for n in stages_entry.value.split(",") if n.strip()]
+    stages = []
+    for i, name in enumerate(names):
+        section = sections.get(f"stage.{name}")
+        if section is None:
+            raise ConfigError(f"{stages_entry.where}: [pipeline] stages: no [stage.{name}] section")
+        for key, entry in section.items():
+            if key not in STAGE_KEYS:
+                hint = closest(key, STAGE_KEYS)
+                raise ConfigError(f"{entry.where}: [stage.{name}] {key}: unknown key" + (f"; did you mean '{hint}'?" if hint else ""))
+            if key in ("teacher_from", "init_from") and entry.value not in names[:i]:
+                raise ConfigError(f"{entry.where}: [stage.{name}] {key} = {entry.value}: not an earlier stage ({', '.join(names[:i]) or 'none'})")
+        if "config" not in section:
+            raise ConfigError(f"{path}: [stage.{name}] config: required key missing")
+        stages.append((name, section))
+    for section in sections:
+        if section.startswith("stage.") and section[6:] not in names:
+            raise ConfigError(f"{path}: [{section}] is not listed in [pipeline] stages")
+    return stages
+
+
+def stage_config(path, name, section, logdir, user_overrides):
+    """The stage's Config: its file, the hand-offs from earlier stages, then --set overrides."""
+    overrides = []
+    for source, key in (("teacher_from", "distill.teacher"), ("init_from", "model.pretrained")):
+        if source in section:
+            export = Path(logdir) / section[source].value / "student"
+            if not (export / "config.json").is_file():
+                raise ConfigError(f"{section[source].where}: [stage.{name}] {source}: {export} has no exported student")
+            overrides.append(f"{key}={export}")
+    if "set" in section:
+        overrides += [item.strip() for item in section["set"].value.split(";") if item.strip()]
+    return load_config(Path(path).parent / section["config"].value, overrides + list(user_overrides))
+
+
+def run_pipeline(path, info, logdir, user_overrides=(), do_test=False):
+    """Run every stage in order into <logdir>/<stage>; returns {stage: summary}."""
+    logger = get_logger(info.rank)
+    stages = parse_pipeline(path)
+    if info.is_main:
+        prepare(logdir)
+    barrier(info)
+    summaries = {}
+    for name, section in stages:
+        stage_dir = Path(logdir) / name
+        done = stage_dir / "DONE.json"
+        if done.is_file():
+            logger.info("stage %s: finished earlier, skipped (%s)", name, done)
+            summaries[name] = json.loads(done.read_text())
+            continue
+        config = stage_config(path, name, section, logdir, user_overrides)
+        found = checkpoints_in(stage_dir)
+        resume = str(stage_dir) if found else None
+        test = do_test or (section["do_test"].value.lower() in ("true", "yes", "1") if "do_test" in section else False)
+        logger.info("stage %s: %s%s", name, config.path, f" (resuming from {found[-1].name})" if resume else "")
+        summary = train_run(config, info, str(stage_dir), resume, test)
+        if info.is_main:
+            write_json(done, summary)
+        barrier(info)
+        summaries[name] = summary
+    if info.is_main:
+        print(summary_table(summaries))
+    return summaries
+
+
+def summary_table(summaries):
+    """Markdown table: stage, test metrics, parameters, latency, speed-up."""
+    rows = ["| stage | test metrics | params | latency ms (batch 1) |", "|---|---|---|---|"]
+    for name, s in summaries.items():
+        test = s.get("test") or {}
+        metrics = ", ".join(f"{k} {v:.4f}" for k, v in (test.get("metrics") or {}).items() if k not in ("examples", "loss"))
+        rows.append(f"| {name} | {metrics or '-'} | {s.get('params'):,} | {test.get('latency_ms', '-')} |")
+    return "\n".join(rows)

@@ -1,0 +1,44 @@
+"""One training run: prepare the run directory, build, train, optionally test the best student."""
+from pathlib import Path
+
+from model.base import unwrap
+from process.checkpoint import load_checkpoint
+from process.distributed import barrier
+from process.init_process import build_dataset, build_loader, init_all
+from process.run_dir import prepare, write_json, write_text
+from process.test_process import run_test
+from process.train_process import train
+from utils.efficiency import count_params
+from utils.logging import get_logger
+
+
+def train_run(config, info, logdir, checkpoint=None, do_test=False):
+    """Train one config into `logdir`; returns a summary dict (best metric, params, test results)."""
+    logger = get_logger(info.rank)
+    if info.is_main:
+        prepare(logdir)
+    barrier(info)
+    run = init_all(config, info, "train", checkpoint)
+    if do_test:
+        dataset = build_dataset(config, "test")
+        run.loaders["test"], _ = build_loader(config, "test", dataset, info, config.get("train", "seed"))
+    if info.is_main:
+        write_text(Path(logdir) / "config.ini", config.to_ini())
+    student_params = count_params(run.model.student_model())
+    teacher_params = count_params(run.model.teacher) if run.model.teacher is not None else None
+    logger.info("model %s: student %d parameters%s; %d training examples, %d optimizer steps",
+                config.get("model", "model_name"), student_params,
+                f", teacher {teacher_params}" if teacher_params else "", len(run.datasets["train"]), run.total_steps)
+    state = train(run, logdir)
+    summary = {"config": str(config.path), "best_metric": state["best_metric"], "best_step": state["best_step"],
+               "steps": state["global_step"], "params": student_params, "teacher_params": teacher_params}
+    if do_test:
+        best = Path(logdir) / "checkpoints" / "best.pt"
+        if best.is_file():
+            unwrap(run.model.student).load_state_dict(load_checkpoint(best)["student"])
+            run.checkpoint = str(best)
+        summary["test"] = run_test(run, logdir)
+    if info.is_main:
+        write_json(Path(logdir) / "train_summary.json", summary)
+    barrier(info)
+    return summary

@@ -1,0 +1,175 @@
+"""The training loop: micro-batches -> accumulate -> clip -> step, with periodic logging, evaluation,
+best-student export and atomic checkpoints. Resuming restores every piece of state, so a resumed
+run ends with the same weights as one never stopped."""
+import contextlib
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from model.base import unwrap
+from process.checkpoint import atomic_save, prune, rng_state, set_rng_state
+from process.distributed import all_gather_objects, barrier, mean_across
+from process.eval_process import autocast, evaluate, to_device
+from process.run_dir import MetricsLog, export_student
+from utils.logging import get_logger
+
+
+def wrap_student(run):
+    """DDP wraps the student only; the frozen teacher stays outside."""
+    if run.info.enabled:
+        device_ids = [run.info.device.index] if run.info.device.type == "cuda" else None
+        run.model.student = DistributedDataParallel(run.model.student, device_ids=device_ids)
+
+
+def save_checkpoint(run, logdir):
+    """All ranks contribute their RNG state; rank 0 writes step-N.pt atomically and prunes old ones."""
+    rngs = all_gather_objects(run.info, rng_state())
+    if run.info.is_main:
+        ckpt = {"version": 1, "student": unwrap(run.model.student).state_dict(), "optimizer": run.optimizer.state_dict(),
+                "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict() if run.scaler else None,
+                "state": dict(run.state), "rng": rngs, "world": run.info.world}
+        atomic_save(ckpt, Path(logdir) / "checkpoints" / f"step-{run.state['global_step']:07d}.pt")
+        prune(logdir, run.config.get("train", "keep_last"))
+    barrier(run.info)
+
+
+def restore_rng(run):
+    rngs = run.state_dict["rng"]
+    set_rng_state(rngs[run.info.rank] if run.info.rank < len(rngs) else rngs[0])
+
+
+def evaluate_and_keep_best(run, logdir, log):
+    """Evaluate on valid; when the selection metric improves, keep best.pt and export the student."""
+    if "valid" not in run.loaders:
+        return None
+    metrics, _ = evaluate(run, "valid")
+    name = run.config.get("train", "metric") or run.evaluator.main_metric
+    if name not in metrics:
+        from utils.errors import ConfigError
+        raise ConfigError(f"[train] metric = {name}: the evaluator reports {', '.join(sorted(metrics))}")
+    improved = run.state["best_metric"] is None or metrics[name] > run.state["best_metric"]
+    if improved:
+        run.state["best_metric"], run.state["best_step"] = metrics[name], run.state["global_step"]
+    if run.info.is_main:
+        log.write({"step": run.state["global_step"], "epoch": run.state["epoch"], "split": "valid", **metrics}, "valid")
+        get_logger().info("valid step %d: %s", run.state["global_step"], metrics)
+        if improved:
+            atomic_save({"version": 1, "student": unwrap(run.model.student).state_dict(), "state": dict(run.state)},
+                        Path(logdir) / "checkpoints" / "best.pt")
+            if run.config.get("output", "export_student"):
+                export_student(run.model, run.tokenizer, Path(logdir) / "student")
+    barrier(run.info)
+    return metrics
+
+
+class LossMeter:
+    """Sums detached loss parts on device; one host sync per logging step, none in between."""
+
+    def __init__(self):
+        self.sums, self.count, self.examples, self.start = {}, 0, 0, time.perf_counter()
+
+    def add(self, out, examples):
+        for key, value in out.items():
+            if key.startswith("loss") and torch.is_tensor(value):
+                self.sums[key] = self.sums.get(key, 0) + value.detach().float()
+        self.count += 1
+        self.examples += examples
+
+    def flush(self, info):
+        keys = sorted(self.sums)
+        values = mean_across(info, torch.stack([self.sums[k] for k in keys]) / max(1, self.count)) if keys else []
+        elapsed = time.perf_counter() - self.start
+        record = {k: round(float(v), 6) for k, v in zip(keys, values)}
+        record["examples_per_s"] = round(self.examples * info.world / max(elapsed, 1e-9), 2)
+        self.__init__()
+        return record
+
+
+def optimizer_step(run):
+    max_norm = run.config.get("train", "max_grad_norm")
+    params = [p for g in run.optimizer.param_groups for p in g["params"]]
+    if run.scaler is not None:
+        run.scaler.unscale_(run.optimizer)
+    if max_norm > 0:
+        torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
+    if run.scaler is not None:
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+    else:
+        run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+
+
+def train(run, logdir):
+    """Run (or continue) training; returns the final state dict of counters."""
+    config, info, state = run.config, run.info, run.state
+    logger = get_logger(info.rank)
+    log = MetricsLog(logdir, config.get("output", "tensorboard")) if info.is_main else None
+    wrap_student(run)
+    loader, sampler = run.loaders["train"], run.loaders["train"].sampler
+    accum = config.get("train", "gradient_accumulation_steps")
+    eval_steps, save_steps = config.get("train", "eval_steps"), config.get("train", "save_steps")
+    logging_steps, epochs = config.get("train", "logging_steps"), config.get("train", "epoch")
+    micro_per_epoch = len(sampler)
+    if run.checkpoint:
+        restore_rng(run)
+        logger.info("resumed from %s at step %d (epoch %d, batch %d)", run.checkpoint, state["global_step"], state["epoch"], state["step_in_epoch"])
+    meter, done = LossMeter(), state["global_step"] >= run.total_steps
+    run.model.train()
+    bar = tqdm(total=run.total_steps, initial=state["global_step"], disable=not info.is_main or not sys.stderr.isatty(),
+               desc="train", dynamic_ncols=True)
+    while not done and state["epoch"] < epochs:
+        sampler.set_epoch(state["epoch"])
+        micro = state["step_in_epoch"] * accum
+        sampler.skip(micro * config.get("train", "batch_size"))
+        for batch in loader:
+            micro += 1
+            sync = micro % accum == 0 or micro == micro_per_epoch
+            no_sync = run.model.student.no_sync() if info.enabled and not sync else contextlib.nullcontext()
+            batch = to_device(batch, info.device)
+            with no_sync:
+                with autocast(run):
+                    out = run.model(batch)
+                loss = out["loss"] / accum
+                (run.scaler.scale(loss) if run.scaler is not None else loss).backward()
+            meter.add(out, batch["index"].numel())
+            if not sync:
+                continue
+            optimizer_step(run)
+            state["global_step"] += 1
+            state["step_in_epoch"] = micro // accum if micro % accum == 0 else -(-micro // accum)
+            bar.update(1)
+            step = state["global_step"]
+            if logging_steps and step % logging_steps == 0:
+                record = meter.flush(info)
+                record.update(step=step, epoch=state["epoch"], lr=run.scheduler.get_last_lr()[0])
+                if info.is_main:
+                    log.write(record, "train")
+                    bar.set_postfix(loss=record.get("loss"))
+            evaluated = bool(eval_steps) and step % eval_steps == 0
+            if evaluated:
+                evaluate_and_keep_best(run, logdir, log)
+            if (save_steps and step % save_steps == 0) or (not save_steps and evaluated):
+                save_checkpoint(run, logdir)
+            if step >= run.total_steps:
+                done = True
+                break
+        if not done or micro >= micro_per_epoch:
+            state["epoch"] += 1
+            state["step_in_epoch"] = 0
+            if config.get("train", "eval_every_epoch"):
+                evaluate_and_keep_best(run, logdir, log)
+            if not done:
+                save_checkpoint(run, logdir)
+    bar.close()
+    if "valid" in run.loaders and state["best_metric"] is None:
+        evaluate_and_keep_best(run, logdir, log)
+    save_checkpoint(run, logdir)
+    if info.is_main:
+        log.close()
+    return state

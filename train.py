@@ -1,0 +1,37 @@
+"""Train a model or a multi-stage pipeline from an INI config.
+
+  python train.py --config C [--checkpoint CKPT] [--gpu 0] [--do_test] [--logdir DIR] [--seed N] [--set s.k=v]
+  torchrun --nproc_per_node=2 train.py --config C --distributed
+"""
+from process.cli import base_parser, main_guard, overrides
+
+
+def main():
+    parser = base_parser("Train (distil) a model from an INI config.")
+    parser.add_argument("--do_test", action="store_true", help="test the best student on the test split after training")
+    args = parser.parse_args()
+    from init.config import load_config
+    from process.distributed import cleanup, setup
+    from process.pipeline import is_pipeline, run_pipeline
+    from process.train_entry import train_run
+
+    if is_pipeline(args.config):
+        if args.checkpoint:
+            from utils.errors import ConfigError
+            raise ConfigError("--checkpoint: a pipeline resumes its unfinished stage by itself; re-run with the same --logdir")
+        info = setup(args.distributed, args.gpu, args.local_rank)
+        try:
+            run_pipeline(args.config, info, args.logdir or "runs/pipeline", overrides(args), args.do_test)
+        finally:
+            cleanup(info)
+        return
+    config = load_config(args.config, overrides(args))
+    info = setup(args.distributed, args.gpu, args.local_rank)
+    try:
+        train_run(config, info, args.logdir or config.get("output", "logdir"), args.checkpoint, args.do_test)
+    finally:
+        cleanup(info)
+
+
+if __name__ == "__main__":
+    main_guard(main)

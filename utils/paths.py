@@ -1,0 +1,26 @@
+"""Path resolution: config paths are relative to the repo (or to data.root), never machine-specific."""
+from pathlib import Path
+
+from utils.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def resolve(path, base=REPO_ROOT):
+    """Absolute Path for a config value: absolute stays, relative is taken from `base`."""
+    p = Path(str(path)).expanduser()
+    return p if p.is_absolute() else (Path(base) / p).resolve()
+
+
+def data_root(config):
+    """The data root: data.root resolved from the repo root (empty = the repo root)."""
+    root = config.get("data", "root")
+    return resolve(root) if root else REPO_ROOT
+
+
+def data_file(config, mode):
+    """Path of the `mode` split (train/valid/test) from data.<mode>_file, relative to data.root."""
+    name = config.get("data", f"{mode}_file")
+    if not name:
+        raise ConfigError(f"[data] {mode}_file: required for mode '{mode}' but empty")
+    return resolve(name, data_root(config))
