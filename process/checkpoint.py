@@ -17,33 +17,29 @@ CKPT_RE = re.compile(r"^step-(\d+)\.pt$")
 
 
 def rng_state():
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every RNG as plain Python values (lists, ints, bytes): safe for weights_only loading and all_gather_object."""
+    py = random.getstate()
+    np_state = np.random.get_state()
+    state = {"python": [py[0], list(py[1]), py[2]],
+             "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+             "torch": torch.get_rng_state().numpy().tobytes()}
     if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return _plain(state)
+        state["cuda"] = [s.numpy().tobytes() for s in torch.cuda.get_rng_state_all()]
+    return state
 
 
-def _plain(obj):
-    """Convert RNG states to tensors/lists/ints only, so weights_only loading accepts them."""
-    if isinstance(obj, tuple):
-        return [_plain(x) for x in obj]
-    if isinstance(obj, list):
-        return [_plain(x) for x in obj]
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, np.ndarray):
-        return torch.from_numpy(obj.copy())
-    return obj
+def _byte_tensor(data):
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
 
 
 def set_rng_state(state):
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
-    np_state = state["numpy"]
-    np.random.set_state((np_state[0], np_state[1].numpy(), np_state[2], np_state[3], np_state[4]))
-    torch.set_rng_state(state["torch"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(_byte_tensor(state["torch"]))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([_byte_tensor(b) for b in state["cuda"]])
 
 
 def atomic_save(obj, path):

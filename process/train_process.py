@@ -66,6 +66,14 @@ def evaluate_and_keep_best(run, logdir, log):
     return metrics
 
 
+def keep_final_as_best(run, logdir):
+    """Without a validation split the final student is the one kept and exported."""
+    atomic_save({"version": 1, "student": unwrap(run.model.student).state_dict(), "state": dict(run.state)},
+                Path(logdir) / "checkpoints" / "best.pt")
+    if run.config.get("output", "export_student"):
+        export_student(run.model, run.tokenizer, Path(logdir) / "student")
+
+
 class LossMeter:
     """Sums detached loss parts on device; one host sync per logging step, none in between."""
 
@@ -169,6 +177,8 @@ def train(run, logdir):
     bar.close()
     if "valid" in run.loaders and state["best_metric"] is None:
         evaluate_and_keep_best(run, logdir, log)
+    if "valid" not in run.loaders and info.is_main:
+        keep_final_as_best(run, logdir)
     save_checkpoint(run, logdir)
     if info.is_main:
         log.close()

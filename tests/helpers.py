@@ -1,0 +1,69 @@
+"""Test helpers: a tiny random BERT (teacher/pretrained stand-in), its word-level tokenizer, and a
+tiny synthetic sentiment dataset. Everything is built in-process; nothing is downloaded."""
+import random
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+POS = ["good", "great", "fine", "lovely", "superb", "fun"]
+NEG = ["bad", "awful", "poor", "boring", "dull", "weak"]
+FILLER = ["the", "movie", "was", "plot", "acting", "really", "quite", "a", "story", "and", "very", "film"]
+
+
+def write_tiny_model(path, layers=2, hidden=32, heads=2, dropout=0.1, num_labels=2, seed=0):
+    """A random BertForSequenceClassification + BertTokenizerFast over a small word vocabulary."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + POS + NEG + FILLER
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tok = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                        intermediate_size=2 * hidden, max_position_embeddings=64, hidden_dropout_prob=dropout,
+                        attention_probs_dropout_prob=dropout, num_labels=num_labels)
+    BertForSequenceClassification(config).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def write_tiny_data(path, n_train=48, n_dev=16, seed=0):
+    """SST-2 layout TSVs whose label is decided by a sentiment word, so a tiny model can learn it."""
+    rng = random.Random(seed)
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+
+    def rows(n):
+        out = ["sentence\tlabel"]
+        for i in range(n):
+            label = i % 2
+            words = rng.sample(FILLER, rng.randint(2, 7)) + [rng.choice(POS if label else NEG)]
+            rng.shuffle(words)
+            out.append(" ".join(words) + f"\t{label}")
+        return "\n".join(out) + "\n"
+
+    (path / "train.tsv").write_text(rows(n_train))
+    (path / "dev.tsv").write_text(rows(n_dev))
+    (path / "test.tsv").write_text(rows(n_dev))
+    return path
+
+
+
+
+def tiny_config_text(model_dir, data_dir, model_name="bert_cls", **sections):
+    """INI text for a tiny run; `sections` maps section -> {key: value} overrides."""
+    base = {
+        "data": {"root": str(data_dir), "train_file": "train.tsv", "valid_file": "dev.tsv", "test_file": "test.tsv",
+                 "max_seq_length": 16},
+        "model": {"model_name": model_name, "pretrained": str(model_dir)},
+        "train": {"epoch": 2, "batch_size": 8, "learning_rate": 1e-3, "logging_steps": 1, "keep_last": 100},
+        "eval": {"batch_size": 8, "latency_batches": 2},
+        "output": {"tensorboard": "false"},
+    }
+    for section, values in sections.items():
+        base.setdefault(section, {}).update(values)
+    return "\n".join(f"[{s}]\n" + "\n".join(f"{k} = {v}" for k, v in kv.items()) for s, kv in base.items()) + "\n"

@@ -1,0 +1,98 @@
+"""Tiny end-to-end runs: train + test, KD from a trained teacher, exact resume, HF export."""
+import json
+
+import pytest
+import torch
+
+from init.config import load_config
+from process.distributed import DistInfo
+from process.init_process import init_all
+from process.test_process import run_test
+from process.train_entry import train_run
+from tests.helpers import tiny_config_text
+
+
+def train_tiny(tmp_path, name, text, checkpoint=None, do_test=False):
+    path = tmp_path / f"{name}.config"
+    path.write_text(text)
+    config = load_config(path)
+    logdir = tmp_path / name
+    return train_run(config, DistInfo(), str(logdir), checkpoint, do_test), logdir
+
+
+def final_student(logdir):
+    from process.checkpoint import checkpoints_in, load_checkpoint
+    return load_checkpoint(checkpoints_in(logdir)[-1])["student"]
+
+
+def test_train_then_test_writes_results_and_hf_export(tmp_path, tiny_model, tiny_data):
+    summary, logdir = train_tiny(tmp_path, "cls", tiny_config_text(tiny_model, tiny_data, train={"epoch": 4}), do_test=True)
+    results = json.loads((logdir / "results.json").read_text())
+    assert set(results) >= {"config", "checkpoint", "metrics", "params"}
+    assert results["metrics"]["examples"] == 16 and 0.0 <= results["metrics"]["accuracy"] <= 1.0
+    assert results["params"] == summary["params"] > 0
+    assert (logdir / "config.ini").is_file()
+    records = [json.loads(l) for l in (logdir / "metrics.jsonl").read_text().splitlines()]
+    train_losses = [r["loss"] for r in records if "split" not in r]
+    assert len(train_losses) == 24 and train_losses[-1] < train_losses[0]  # 4 epochs x 6 steps; it learns
+    assert any(r.get("split") == "valid" for r in records)
+    from transformers import AutoModel, AutoTokenizer
+    model, tok = AutoModel.from_pretrained(logdir / "student"), AutoTokenizer.from_pretrained(logdir / "student")
+    assert model.config.num_hidden_layers == 2 and tok("good film")["input_ids"][0] == tok.cls_token_id
+
+
+def test_test_cli_path_matches_in_process_metrics(tmp_path, tiny_model, tiny_data):
+    text = tiny_config_text(tiny_model, tiny_data)
+    summary, logdir = train_tiny(tmp_path, "cls", text, do_test=True)
+    config = load_config(tmp_path / "cls.config")
+    run = init_all(config, DistInfo(), "test", str(logdir))  # a run dir -> its best checkpoint
+    (tmp_path / "retest").mkdir()
+    again = run_test(run, str(tmp_path / "retest"))
+    assert run.checkpoint.endswith("best.pt")
+    assert again["metrics"] == summary["test"]["metrics"]
+
+
+def test_kd_student_from_teacher_layers(tmp_path, tiny_model, tiny_data):
+    _, teacher_dir = train_tiny(tmp_path, "teacher", tiny_config_text(tiny_model, tiny_data))
+    text = tiny_config_text(tiny_model, tiny_data, "kd", student={"init_from": "teacher", "num_layers": 1},
+                            distill={"teacher": str(teacher_dir), "temperature": 2.0, "hard_weight": 0.5})
+    summary, logdir = train_tiny(tmp_path, "kd", text, do_test=True)
+    assert summary["teacher_params"] > summary["params"]
+    records = [json.loads(l) for l in (logdir / "metrics.jsonl").read_text().splitlines() if "split" not in l]
+    assert all("loss_kd" in r and "loss_hard" in r for r in records)
+    results = json.loads((logdir / "results.json").read_text())
+    assert results["teacher_params"] == summary["teacher_params"] and "speedup_vs_teacher" in results
+    from transformers import AutoModelForSequenceClassification
+    student = AutoModelForSequenceClassification.from_pretrained(logdir / "student")
+    assert student.config.num_hidden_layers == 1
+
+
+@pytest.mark.parametrize("resume_step", [3, 6, 9])  # mid-epoch, epoch boundary, mid second epoch
+def test_resume_equals_uninterrupted_bitwise(tmp_path, tiny_model, tiny_data, resume_step):
+    text = tiny_config_text(tiny_model, tiny_data, train={"epoch": 2, "save_steps": 3, "eval_steps": 4})
+    _, full = train_tiny(tmp_path, "full", text)  # dropout 0.1 is on: RNG state must be restored too
+    ckpt = full / "checkpoints" / f"step-{resume_step:07d}.pt"
+    _, resumed = train_tiny(tmp_path, "resumed", text, checkpoint=str(ckpt))
+    a, b = final_student(full), final_student(resumed)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_from_run_directory_uses_latest(tmp_path, tiny_model, tiny_data):
+    text = tiny_config_text(tiny_model, tiny_data, train={"epoch": 1, "save_steps": 2})
+    _, full = train_tiny(tmp_path, "run", text)
+    from process.checkpoint import resolve_checkpoint
+    assert resolve_checkpoint(full).name == "step-0000006.pt"
+    text2 = text.replace("epoch = 1", "epoch = 2")
+    summary, _ = train_tiny(tmp_path, "run2", text2, checkpoint=str(full))
+    assert summary["steps"] == 12
+
+
+def test_gradient_accumulation_matches_big_batch(tmp_path, tiny_model_nodrop, tiny_data):
+    big = tiny_config_text(tiny_model_nodrop, tiny_data, train={"epoch": 1, "batch_size": 8, "shuffle": "false"})
+    small = tiny_config_text(tiny_model_nodrop, tiny_data, train={"epoch": 1, "batch_size": 4, "shuffle": "false",
+                                                                  "gradient_accumulation_steps": 2})
+    _, a = train_tiny(tmp_path, "big", big)
+    _, b = train_tiny(tmp_path, "small", small)
+    sa, sb = final_student(a), final_student(b)
+    assert all(torch.allclose(sa[k], sb[k], atol=1e-5) for k in sa)
