@@ -12,16 +12,21 @@ NEG = ["bad", "awful", "poor", "boring", "dull", "weak"]
 FILLER = ["the", "movie", "was", "plot", "acting", "really", "quite", "a", "story", "and", "very", "film"]
 
 
+def make_tokenizer(words):
+    """A BERT WordPiece tokenizer over exactly these words (transformers 5 takes the vocab as a dict)."""
+    from transformers import BertTokenizer
+    return BertTokenizer(vocab={w: i for i, w in enumerate(words)}, do_lower_case=True)
+
+
 def write_tiny_model(path, layers=2, hidden=32, heads=2, dropout=0.1, num_labels=2, seed=0):
     """A random BertForSequenceClassification + BertTokenizerFast over a small word vocabulary."""
     import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + POS + NEG + FILLER
-    (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tok = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
+    tok = make_tokenizer(vocab)
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
                         intermediate_size=2 * hidden, max_position_embeddings=64, hidden_dropout_prob=dropout,
