@@ -128,6 +128,7 @@ def train(run, logdir):
         restore_rng(run)
         logger.info("resumed from %s at step %d (epoch %d, batch %d)", run.checkpoint, state["global_step"], state["epoch"], state["step_in_epoch"])
     meter, done = LossMeter(), state["global_step"] >= run.total_steps
+    last_eval = last_save = None
     run.model.train()
     bar = tqdm(total=run.total_steps, initial=state["global_step"], disable=not info.is_main or not sys.stderr.isatty(),
                desc="train", dynamic_ncols=True)
@@ -162,24 +163,29 @@ def train(run, logdir):
             evaluated = bool(eval_steps) and step % eval_steps == 0
             if evaluated:
                 evaluate_and_keep_best(run, logdir, log)
+                last_eval = step
             if (save_steps and step % save_steps == 0) or (not save_steps and evaluated):
                 save_checkpoint(run, logdir)
+                last_save = step
             if step >= run.total_steps:
                 done = True
                 break
         if not done or micro >= micro_per_epoch:
             state["epoch"] += 1
             state["step_in_epoch"] = 0
-            if config.get("train", "eval_every_epoch"):
+            if config.get("train", "eval_every_epoch") and last_eval != state["global_step"]:
                 evaluate_and_keep_best(run, logdir, log)
+                last_eval = state["global_step"]
             if not done:
                 save_checkpoint(run, logdir)
+                last_save = state["global_step"]
     bar.close()
     if "valid" in run.loaders and state["best_metric"] is None:
         evaluate_and_keep_best(run, logdir, log)
     if "valid" not in run.loaders and info.is_main:
         keep_final_as_best(run, logdir)
-    save_checkpoint(run, logdir)
+    if last_save != state["global_step"]:
+        save_checkpoint(run, logdir)
     if info.is_main:
         log.close()
     return state

@@ -96,3 +96,30 @@ def test_gradient_accumulation_matches_big_batch(tmp_path, tiny_model_nodrop, ti
     _, b = train_tiny(tmp_path, "small", small)
     sa, sb = final_student(a), final_student(b)
     assert all(torch.allclose(sa[k], sb[k], atol=1e-5) for k in sa)
+
+
+def test_random_init_student_bf16_and_tensorboard(tmp_path, tiny_model, tiny_data):
+    text = tiny_config_text(tiny_model, tiny_data, "kd", student={"init_from": "config", "num_layers": 1, "hidden_size": 16,
+                                                                   "num_attention_heads": 2},
+                            distill={"teacher": str(tiny_model), "kd_loss": "mse"},
+                            train={"epoch": 1, "precision": "bf16"}, output={"tensorboard": "true"})
+    summary, logdir = train_tiny(tmp_path, "rand", text)
+    from transformers import AutoConfig
+    config = AutoConfig.from_pretrained(logdir / "student")
+    assert (config.num_hidden_layers, config.hidden_size) == (1, 16)
+    assert summary["params"] < summary["teacher_params"]
+    assert any((logdir / "tensorboard").iterdir())
+
+
+def test_test_cli_writes_results_json(tmp_path, tiny_model, tiny_data):
+    import subprocess
+    import sys
+    from tests.helpers import REPO
+    text = tiny_config_text(tiny_model, tiny_data, train={"epoch": 1})
+    _, logdir = train_tiny(tmp_path, "cls", text)
+    proc = subprocess.run([sys.executable, str(REPO / "test.py"), "--config", str(tmp_path / "cls.config"),
+                           "--checkpoint", str(logdir), "--logdir", str(tmp_path / "t")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads((tmp_path / "t" / "results.json").read_text())
+    assert results["checkpoint"].endswith("best.pt") and results["metrics"]["examples"] == 16
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["metrics"] == results["metrics"]
