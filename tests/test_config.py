@@ -101,3 +101,14 @@ def test_cli_bad_config_exits_2_with_one_line(tmp_path, tiny_model, tiny_data):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "[train] batchsize: unknown key; did you mean 'batch_size'?" in lines[0]
     assert not (tmp_path / "run").exists()  # nothing started, nothing written
+
+
+def test_every_declared_key_is_read_by_some_code():
+    """default.config is the schema: a key nothing reads would be accepted silently, so none may exist."""
+    from init.config import load_schema
+    code = "\n".join(p.read_text() for d in ("dataset", "formatter", "model", "evaluator", "init", "optim_scheduler",
+                                               "process", "utils") for p in (REPO / d).rglob("*.py"))
+    code += (REPO / "train.py").read_text() + (REPO / "test.py").read_text()
+    unread = [f"[{s}] {k}" for s, keys in load_schema().items() for k in keys
+              if f'"{k}"' not in code and f"_{k.split('_')[-1]}\"" not in code and k != "base"]
+    assert unread == []

@@ -1,0 +1,32 @@
+"""Print a markdown table from the results.json / train_summary.json of run directories.
+
+  python tools/results_table.py runs/glue/SST-2/teacher runs/glue/SST-2/kd runs/glue/SST-2/baseline
+The first directory is the reference (teacher) for "retained".
+"""
+import json
+import sys
+from pathlib import Path
+
+
+def row(run_dir, reference):
+    results = json.loads((Path(run_dir) / "results.json").read_text())
+    summary = json.loads((Path(run_dir) / "train_summary.json").read_text())
+    metrics = {k: v for k, v in results["metrics"].items() if k not in ("examples", "loss")}
+    main = next(iter(metrics.values()))
+    retained = f"{100 * main / reference:.1f}%" if reference else "100%"
+    return (f"| {Path(run_dir).name} | {', '.join(f'{k} {100 * v:.2f}' for k, v in metrics.items())} | {retained} | "
+            f"{results['params']:,} | {results.get('latency_ms')} | {summary['steps']} |"), main
+
+
+def main(dirs):
+    print("| run | dev metrics (%) | retained vs first row | params | CPU latency ms (batch 1) | optimizer steps |")
+    print("|---|---|---|---|---|---|")
+    reference = None
+    for d in dirs:
+        line, main_value = row(d, reference)
+        reference = reference or main_value
+        print(line)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
