@@ -50,8 +50,8 @@ def _load(loader, path, key, **kwargs):
     _quiet()
     try:
         return loader(path, **kwargs)
-    except (OSError, ValueError) as err:
-        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+    except (OSError, ValueError, RuntimeError) as err:  # missing files, bad config, weight shape mismatch
+        msg = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
         raise ConfigError(f"{key} = {path}: cannot load ({msg})") from None
 
 

@@ -13,7 +13,7 @@ def build_student(config, num_labels, teacher=None):
         source = teacher
     else:
         path = resolve_model_path(config.get("model", "pretrained"))
-        kwargs = {}
+        kwargs = {"ignore_mismatched_sizes": True}  # a checkpoint's head for another label set is re-initialised
         if config.get("model", "classifier_dropout") >= 0:
             kwargs["classifier_dropout"] = config.get("model", "classifier_dropout")
         source = load_classifier(path, "[model] pretrained", num_labels=num_labels, **kwargs)

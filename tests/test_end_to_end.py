@@ -123,3 +123,19 @@ def test_test_cli_writes_results_json(tmp_path, tiny_model, tiny_data):
     results = json.loads((tmp_path / "t" / "results.json").read_text())
     assert results["checkpoint"].endswith("best.pt") and results["metrics"]["examples"] == 16
     assert json.loads(proc.stdout.strip().splitlines()[-1])["metrics"] == results["metrics"]
+
+
+def test_regression_from_jsonl_with_correlation_metric(tmp_path, tiny_model, tiny_data):
+    rows = [{"a": "good film", "b": "great movie", "score": 4.5}, {"a": "bad plot", "b": "lovely story", "score": 0.5},
+            {"a": "fun film", "b": "fine acting", "score": 4.0}, {"a": "dull", "b": "superb", "score": 1.0}] * 4
+    (tmp_path / "sts.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    text = tiny_config_text(tiny_model, tmp_path, data={
+        "train_dataset_type": "jsonl", "valid_dataset_type": "jsonl", "test_dataset_type": "jsonl", "task": "STS-B",
+        "train_file": "sts.jsonl", "valid_file": "sts.jsonl", "test_file": "sts.jsonl",
+        "text_a_field": "a", "text_b_field": "b", "label_field": "score"}, train={"epoch": 1, "keep_last": 2, "save_steps": 1})
+    summary, logdir = train_tiny(tmp_path, "sts", text, do_test=True)
+    metrics = json.loads((logdir / "results.json").read_text())["metrics"]
+    assert set(metrics) == {"examples", "pearson", "spearman", "corr", "loss"}
+    from transformers import AutoConfig
+    assert AutoConfig.from_pretrained(logdir / "student").num_labels == 1
+    assert sorted(p.name for p in (logdir / "checkpoints").glob("step-*.pt")) == ["step-0000001.pt", "step-0000002.pt"]
