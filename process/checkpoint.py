@@ -2,6 +2,9 @@
 
 Loaded with weights_only=True: no arbitrary objects are unpickled.
 """
+import hashlib
+import io
+import json
 import os
 import random
 import re
@@ -42,14 +45,17 @@ def set_rng_state(state):
         torch.cuda.set_rng_state_all([_byte_tensor(b) for b in state["cuda"]])
 
 
-def atomic_save(obj, path):
-    """torch.save to a temp file in the same directory, fsync, then rename over the target."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def manifest_of(path):
+    """The sidecar that records a checkpoint's size and sha256: step-N.pt -> step-N.pt.json."""
+    return Path(str(path) + ".json")
+
+
+def _write_atomic(path, data):
+    """Write bytes to a temp file in the same directory, fsync, rename over `path`."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -57,6 +63,41 @@ def atomic_save(obj, path):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_save(obj, path):
+    """torch.save `obj` atomically; its manifest (size, sha256) is written first, so a checkpoint
+    that exists always has one, and a kill at any moment leaves either the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    data = buffer.getvalue()
+    manifest = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    _write_atomic(manifest_of(path), json.dumps(manifest).encode())
+    _write_atomic(path, data)
+
+
+def verify(path):
+    """Raise CheckpointError when a checkpoint's size or hash disagrees with its manifest."""
+    path = Path(path)
+    manifest_path = manifest_of(path)
+    if not manifest_path.is_file():
+        return  # written elsewhere: loading it is the only check
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        size, digest = int(manifest["size"]), str(manifest["sha256"])
+    except (ValueError, KeyError, TypeError, OSError):
+        raise CheckpointError(f"{manifest_path}: unreadable checkpoint manifest") from None
+    actual = path.stat().st_size
+    if actual != size:
+        raise CheckpointError(f"{path}: truncated or corrupt checkpoint (size {actual} bytes, expected {size})")
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            sha.update(block)
+    if sha.hexdigest() != digest:
+        raise CheckpointError(f"{path}: corrupt checkpoint (sha256 mismatch)")
 
 
 def checkpoints_in(directory):
@@ -71,22 +112,47 @@ def checkpoints_in(directory):
 def prune(directory, keep):
     for path in checkpoints_in(directory)[:-keep] if keep > 0 else []:
         path.unlink(missing_ok=True)
+        manifest_of(path).unlink(missing_ok=True)
+
+
+def _first_good(candidates, warn):
+    """The newest candidate that verifies and loads; each bad one is reported on one line."""
+    for path in reversed(candidates):
+        try:
+            verify(path)
+            return path, load_checkpoint(path)
+        except CheckpointError as err:
+            warn(f"{err}; trying the previous checkpoint")
+    return None, None
+
+
+def find_checkpoint(path, prefer_best=False, warn=print):
+    """(path, state) for --checkpoint: a file, or a run directory's latest step-N.pt (best.pt when
+    asked). A truncated or corrupt file is reported and the previous good checkpoint is used."""
+    path = Path(path)
+    if path.is_dir():
+        candidates = checkpoints_in(path)
+        best = path / "checkpoints" / "best.pt"
+        if prefer_best and best.is_file():
+            candidates = candidates + [best]
+        if not candidates:
+            raise CheckpointError(f"{path}: run directory has no checkpoints/step-*.pt")
+    elif path.is_file():
+        match = CKPT_RE.match(path.name)
+        older = [p for p in checkpoints_in(path.parent.parent) if match and int(CKPT_RE.match(p.name).group(1)) < int(match.group(1))] \
+            if path.parent.name == "checkpoints" else []
+        candidates = older + [path]
+    else:
+        raise CheckpointError(f"{path}: checkpoint not found")
+    found, state = _first_good(candidates, warn)
+    if found is None:
+        raise CheckpointError(f"{path}: no intact checkpoint to resume from")
+    return found, state
 
 
 def resolve_checkpoint(path, prefer_best=False):
-    """A checkpoint file, or a run directory -> its latest checkpoint (or best.pt when asked)."""
-    path = Path(path)
-    if path.is_file():
-        return path
-    if path.is_dir():
-        best = path / "checkpoints" / "best.pt"
-        if prefer_best and best.is_file():
-            return best
-        found = checkpoints_in(path)
-        if found:
-            return found[-1]
-        raise CheckpointError(f"{path}: run directory has no checkpoints/step-*.pt")
-    raise CheckpointError(f"{path}: checkpoint not found")
+    """Just the path that find_checkpoint would use."""
+    return find_checkpoint(path, prefer_best, warn=lambda msg: None)[0]
 
 
 def load_checkpoint(path):

@@ -24,12 +24,29 @@ def overrides(args):
     return list(args.set) + ([f"train.seed={args.seed}"] if args.seed is not None else [])
 
 
+def _prefix(kind):
+    rank = os.environ.get("RANK")
+    return f"{kind} (rank {rank}): " if rank not in (None, "0") else f"{kind}: "
+
+
 def main_guard(fn):
-    """Run fn(); a KDWorkerError becomes one line on stderr and exit code 2."""
+    """Run fn(); known failures become one line on stderr and a distinct exit code:
+    2 bad input/config (KDWorkerError), 128+N stopped by signal N after checkpointing,
+    1 a lost peer rank (instead of hanging until a collective times out)."""
+    from process.guards import Preempted
     try:
         fn()
     except KDWorkerError as err:
-        rank = os.environ.get("RANK")
-        prefix = f"error (rank {rank}): " if rank not in (None, "0") else "error: "
-        print(prefix + one_line(err), file=sys.stderr)
+        print(_prefix("error") + one_line(err), file=sys.stderr)
         sys.exit(err.exit_code)
+    except Preempted as stop:
+        print(_prefix("stopped") + one_line(stop), file=sys.stderr)
+        sys.exit(128 + stop.signum)
+    except RuntimeError as err:
+        import torch.distributed as dist
+        text = str(err).lower()
+        if not isinstance(err, dist.DistError) and "gloo" not in text and "nccl" not in text:
+            raise
+        print(_prefix("error") + "lost contact with another rank, stopping: " + one_line(str(err).strip().splitlines()[0][:300]),
+              file=sys.stderr)
+        sys.exit(1)

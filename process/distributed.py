@@ -32,7 +32,7 @@ def parse_gpus(text):
         raise ConfigError(f"--gpu {text}: expected GPU ids like 0 or 0,1") from None
 
 
-def setup(distributed, gpu_text, local_rank_arg=None):
+def setup(distributed, gpu_text, local_rank_arg=None, timeout_s=1800):
     """Initialise the process group if asked; pick the device. No --gpu means CPU."""
     gpus = parse_gpus(gpu_text)
     if gpus and not torch.cuda.is_available():
@@ -54,7 +54,7 @@ def setup(distributed, gpu_text, local_rank_arg=None):
     else:
         device = torch.device("cpu")
     backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30))
+    dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
     return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, device)
 
 
@@ -84,3 +84,19 @@ def mean_across(info, tensor):
 def cleanup(info):
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def check_same_config(info, config):
+    """Refuse to start when ranks resolved different configs (e.g. different files on different nodes)."""
+    if not info.enabled:
+        return
+    mine = {f"[{s}] {k}": repr(v) for (s, k), v in config.values.items()}
+    first = all_gather_objects(info, mine)[0]
+    differ = sorted(k for k in set(mine) | set(first) if mine.get(k) != first.get(k))
+    flag = torch.tensor([1.0 if differ else 0.0])
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    if differ:
+        raise ConfigError(f"{config.path}: {differ[0]} = {mine.get(differ[0])} on rank {info.rank} but "
+                          f"{first.get(differ[0])} on rank 0; every rank must run the same config")
+    if flag.item():
+        raise ConfigError(f"{config.path}: another rank resolved a different config; every rank must run the same config")

@@ -7,9 +7,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from init.registry import dataset_list, evaluator_list, formatter_list, lookup, model_list, optimizer_list, scheduler_list
-from process.checkpoint import load_checkpoint, resolve_checkpoint
+from process.checkpoint import find_checkpoint
 from process.sampler import ResumableSampler
 from utils.errors import CheckpointError, ConfigError
+from utils.logging import get_logger
 from utils.seed import set_seed
 
 
@@ -49,6 +50,23 @@ def label_count(dataset):
     return 1 if dataset.is_regression else len(dataset.label_list)
 
 
+def check_vocabulary(run):
+    """Token ids must fit the embedding tables they index: a mismatched tokenizer fails here, by name."""
+    size = len(run.tokenizer)
+    rows = run.model.student_model().get_input_embeddings().num_embeddings
+    if size > rows:
+        raise ConfigError(f"[model] tokenizer: {size} tokens but the student's embedding has {rows} rows "
+                          "(tokenizer and student weights come from different vocabularies)")
+    teacher = run.model.teacher
+    if teacher is not None and getattr(run.loaders.get("train"), "collate_fn", None) is not None:
+        separate = run.loaders["train"].collate_fn.teacher_tokenizer
+        teacher_size = len(separate) if separate is not None else size
+        teacher_rows = teacher.get_input_embeddings().num_embeddings
+        if teacher_size > teacher_rows:
+            raise ConfigError(f"[distill] teacher: its embedding has {teacher_rows} rows but the inputs it gets use "
+                              f"{teacher_size} token ids (teacher and its tokenizer differ)")
+
+
 def init_all(config, info, mode="train", checkpoint=None):
     """Build everything for `mode` ("train" also builds valid; "test" only test)."""
     seed = config.get("train", "seed")
@@ -63,11 +81,11 @@ def init_all(config, info, mode="train", checkpoint=None):
         run.loaders[split], run.formatter = build_loader(config, split, run.datasets[split], info, seed)
     run.tokenizer = run.formatter.tokenizer
     run.model = lookup(model_list, config, "model", "model_name")(config).to(info.device)
+    check_vocabulary(run)
     run.evaluator = lookup(evaluator_list, config, "eval", "evaluator")(config)
     if checkpoint:
-        path = resolve_checkpoint(checkpoint, prefer_best=(mode != "train"))
+        path, run.state_dict = find_checkpoint(checkpoint, prefer_best=(mode != "train"), warn=get_logger(info.rank).warning)
         run.checkpoint = str(path)
-        run.state_dict = load_checkpoint(path)
         try:
             run.model.student_model().load_state_dict(run.state_dict["student"])
         except (RuntimeError, KeyError) as err:
@@ -90,7 +108,8 @@ def init_optimization(run):
     if precision == "fp16" and run.info.device.type != "cuda":
         raise ConfigError(f"{config.source('train', 'precision')}: [train] precision = fp16 needs CUDA; use bf16 on CPU")
     run.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
-    run.state = {"global_step": 0, "epoch": 0, "step_in_epoch": 0, "best_metric": None, "best_step": None}
+    run.state = {"global_step": 0, "epoch": 0, "batches_in_epoch": 0, "best_metric": None, "best_step": None,
+                 "nonfinite_skipped": 0}
     if run.checkpoint:
         ckpt = run.state_dict
         if "optimizer" not in ckpt:

@@ -2,17 +2,19 @@
 exported student as its teacher or its initial weights. Finished stages (DONE.json) are skipped on a
 re-run; an unfinished one resumes from its latest checkpoint."""
 import json
+import re
 from pathlib import Path
 
 from init.config import closest, load_config
 from init.ini import read_ini
 from process.checkpoint import checkpoints_in
 from process.distributed import barrier
-from process.run_dir import prepare, write_json
+from process.run_dir import check_writable, write_json
 from process.train_entry import train_run
 from utils.errors import ConfigError
 from utils.logging import get_logger
 
+STAGE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")  # stage names become directories under the run directory
 STAGE_KEYS = {"config", "do_test", "teacher_from", "init_from", "set"}
 
 
@@ -32,6 +34,8 @@ def parse_pipeline(path):
     names = [n.strip() for n in stages_entry.value.split(",") if n.strip()]
     stages = []
     for i, name in enumerate(names):
+        if not STAGE_NAME.match(name):
+            raise ConfigError(f"{stages_entry.where}: [pipeline] stages: '{name}' is not a plain name (letters, digits, - and _)")
         section = sections.get(f"stage.{name}")
         if section is None:
             raise ConfigError(f"{stages_entry.where}: [pipeline] stages: no [stage.{name}] section")
@@ -50,11 +54,11 @@ def parse_pipeline(path):
     return stages
 
 
-def stage_config(path, name, section, logdir, user_overrides):
+def stage_config(path, name, section, logdir, user_overrides, handoff=True):
     """The stage's Config: its file, the hand-offs from earlier stages, then --set overrides."""
     overrides = []
     for source, key in (("teacher_from", "distill.teacher"), ("init_from", "model.pretrained")):
-        if source in section:
+        if source in section and handoff:
             export = Path(logdir) / section[source].value / "student"
             if not (export / "config.json").is_file():
                 raise ConfigError(f"{section[source].where}: [stage.{name}] {source}: {export} has no exported student")
@@ -68,9 +72,10 @@ def run_pipeline(path, info, logdir, user_overrides=(), do_test=False):
     """Run every stage in order into <logdir>/<stage>; returns {stage: summary}."""
     logger = get_logger(info.rank)
     stages = parse_pipeline(path)
+    for name, section in stages:  # every stage's own config is validated before the first one trains
+        stage_config(path, name, section, logdir, user_overrides, handoff=False)
     if info.is_main:
-        prepare(logdir)
-    barrier(info)
+        check_writable(logdir)
     summaries = {}
     for name, section in stages:
         stage_dir = Path(logdir) / name

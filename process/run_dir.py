@@ -9,15 +9,39 @@ from pathlib import Path
 from utils.errors import ConfigError
 
 
+def _existing_ancestor(path):
+    path = Path(path).absolute()
+    while not path.exists():
+        path = path.parent
+    return path
+
+
+def check_writable(logdir):
+    """Fail before any work when the run directory cannot be created or written (nothing is created)."""
+    anchor = _existing_ancestor(logdir)
+    if not anchor.is_dir():
+        raise ConfigError(f"--logdir {logdir}: {anchor} is a file, not a directory")
+    try:
+        tempfile.NamedTemporaryFile(dir=anchor, prefix=".kdw-write-test-").close()
+    except OSError as err:
+        raise ConfigError(f"--logdir {logdir}: not writable ({err.strerror})") from None
+
+
+def check_free_space(logdir, needed_bytes):
+    """Fail before training when the disk cannot hold a checkpoint (written next to the old one) and an export."""
+    free = shutil.disk_usage(_existing_ancestor(logdir)).free
+    if free < needed_bytes:
+        raise ConfigError(f"--logdir {logdir}: {free / 2**20:.0f} MiB free, a checkpoint and an export need about "
+                          f"{needed_bytes / 2**20:.0f} MiB")
+
+
 def prepare(logdir):
-    """Create the run directory and check it is writable, before any work starts."""
+    """Create the run directory (after check_writable and the build have succeeded)."""
     path = Path(logdir)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-", delete=True)
-        probe.close()
     except OSError as err:
-        raise ConfigError(f"--logdir {logdir}: not writable ({err.strerror})") from None
+        raise ConfigError(f"--logdir {logdir}: cannot create ({err.strerror})") from None
     return path
 
 

@@ -3,9 +3,9 @@ from pathlib import Path
 
 from model.base import unwrap
 from process.checkpoint import load_checkpoint
-from process.distributed import barrier
+from process.distributed import barrier, check_same_config
 from process.init_process import build_dataset, build_loader, init_all
-from process.run_dir import prepare, write_json, write_text
+from process.run_dir import check_free_space, check_writable, prepare, write_json, write_text
 from process.test_process import run_test
 from process.train_process import train
 from utils.efficiency import count_params
@@ -15,16 +15,20 @@ from utils.logging import get_logger
 def train_run(config, info, logdir, checkpoint=None, do_test=False):
     """Train one config into `logdir`; returns a summary dict (best metric, params, test results)."""
     logger = get_logger(info.rank)
+    check_same_config(info, config)
     if info.is_main:
-        prepare(logdir)
-    barrier(info)
+        check_writable(logdir)
     run = init_all(config, info, "train", checkpoint)
     if do_test:
         dataset = build_dataset(config, "test")
         run.loaders["test"], _ = build_loader(config, "test", dataset, info, config.get("train", "seed"))
-    if info.is_main:
-        write_text(Path(logdir) / "config.ini", config.to_ini())
     student_params = count_params(run.model.student_model())
+    if info.is_main:
+        # fp32 weights + two Adam moments, written beside the previous checkpoint, plus the HF export
+        check_free_space(logdir, student_params * 4 * 3 * 2 + student_params * 4)
+        prepare(logdir)
+        write_text(Path(logdir) / "config.ini", config.to_ini())
+    barrier(info)
     teacher_params = count_params(run.model.teacher) if run.model.teacher is not None else None
     logger.info("model %s: student %d parameters%s; %d training examples, %d optimizer steps",
                 config.get("model", "model_name"), student_params,

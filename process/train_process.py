@@ -13,6 +13,7 @@ from tqdm import tqdm
 from model.base import unwrap
 from process.checkpoint import atomic_save, prune, rng_state, set_rng_state
 from process.distributed import all_gather_objects, barrier, mean_across
+from process.guards import NonFiniteLoss, Preempted, SignalFlag, agree
 from process.eval_process import autocast, evaluate, to_device
 from process.run_dir import MetricsLog, export_student
 from utils.logging import get_logger
@@ -26,15 +27,19 @@ def wrap_student(run):
 
 
 def save_checkpoint(run, logdir):
-    """All ranks contribute their RNG state; rank 0 writes step-N.pt atomically and prunes old ones."""
+    """All ranks contribute their RNG state; rank 0 writes step-N.pt atomically and prunes old ones.
+    Returns the checkpoint's path."""
     rngs = all_gather_objects(run.info, rng_state())
     if run.info.is_main:
         ckpt = {"version": 1, "student": unwrap(run.model.student).state_dict(), "optimizer": run.optimizer.state_dict(),
                 "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict() if run.scaler else None,
                 "state": dict(run.state), "rng": rngs, "world": run.info.world}
-        atomic_save(ckpt, Path(logdir) / "checkpoints" / f"step-{run.state['global_step']:07d}.pt")
+    path = Path(logdir) / "checkpoints" / f"step-{run.state['global_step']:07d}.pt"
+    if run.info.is_main:
+        atomic_save(ckpt, path)
         prune(logdir, run.config.get("train", "keep_last"))
     barrier(run.info)
+    return str(path)
 
 
 def restore_rng(run):
@@ -123,62 +128,87 @@ def train(run, logdir):
     accum = config.get("train", "gradient_accumulation_steps")
     eval_steps, save_steps = config.get("train", "eval_steps"), config.get("train", "save_steps")
     logging_steps, epochs = config.get("train", "logging_steps"), config.get("train", "epoch")
+    max_bad = config.get("train", "max_nonfinite_steps")
     micro_per_epoch = len(sampler)
     if run.checkpoint:
         restore_rng(run)
-        logger.info("resumed from %s at step %d (epoch %d, batch %d)", run.checkpoint, state["global_step"], state["epoch"], state["step_in_epoch"])
+        logger.info("resumed from %s at step %d (epoch %d, batch %d)", run.checkpoint, state["global_step"],
+                    state["epoch"], state["batches_in_epoch"])
     meter, done = LossMeter(), state["global_step"] >= run.total_steps
     last_eval = last_save = None
+    bad_run, bad_now = 0, torch.zeros((), dtype=torch.bool, device=info.device)
     run.model.train()
     bar = tqdm(total=run.total_steps, initial=state["global_step"], disable=not info.is_main or not sys.stderr.isatty(),
                desc="train", dynamic_ncols=True)
-    while not done and state["epoch"] < epochs:
-        sampler.set_epoch(state["epoch"])
-        micro = state["step_in_epoch"] * accum
-        sampler.skip(micro * config.get("train", "batch_size"))
-        for batch in loader:
-            micro += 1
-            sync = micro % accum == 0 or micro == micro_per_epoch
-            no_sync = run.model.student.no_sync() if info.enabled and not sync else contextlib.nullcontext()
-            batch = to_device(batch, info.device)
-            with no_sync:
-                with autocast(run):
-                    out = run.model(batch)
-                loss = out["loss"] / accum
-                (run.scaler.scale(loss) if run.scaler is not None else loss).backward()
-            meter.add(out, batch["index"].numel())
-            if not sync:
-                continue
-            optimizer_step(run)
-            state["global_step"] += 1
-            state["step_in_epoch"] = micro // accum if micro % accum == 0 else -(-micro // accum)
-            bar.update(1)
-            step = state["global_step"]
-            if logging_steps and step % logging_steps == 0:
-                record = meter.flush(info)
-                record.update(step=step, epoch=state["epoch"], lr=run.scheduler.get_last_lr()[0])
-                if info.is_main:
-                    log.write(record, "train")
-                    bar.set_postfix(loss=record.get("loss"))
-            evaluated = bool(eval_steps) and step % eval_steps == 0
-            if evaluated:
-                evaluate_and_keep_best(run, logdir, log)
-                last_eval = step
-            if (save_steps and step % save_steps == 0) or (not save_steps and evaluated):
-                save_checkpoint(run, logdir)
-                last_save = step
-            if step >= run.total_steps:
-                done = True
-                break
-        if not done or micro >= micro_per_epoch:
-            state["epoch"] += 1
-            state["step_in_epoch"] = 0
-            if config.get("train", "eval_every_epoch") and last_eval != state["global_step"]:
-                evaluate_and_keep_best(run, logdir, log)
-                last_eval = state["global_step"]
-            if not done:
-                save_checkpoint(run, logdir)
-                last_save = state["global_step"]
+    with SignalFlag() as stop:
+        while not done and state["epoch"] < epochs:
+            sampler.set_epoch(state["epoch"])
+            micro = state["batches_in_epoch"]
+            sampler.skip(micro * config.get("train", "batch_size"))
+            for batch in loader:
+                micro += 1
+                sync = micro % accum == 0 or micro == micro_per_epoch
+                no_sync = run.model.student.no_sync() if info.enabled and not sync else contextlib.nullcontext()
+                batch = to_device(batch, info.device)
+                with no_sync:
+                    with autocast(run):
+                        out = run.model(batch)
+                    loss = out["loss"] / accum
+                    if run.scaler is None:  # fp16 overflow is the GradScaler's job
+                        bad_now |= ~torch.isfinite(loss.detach())
+                    (run.scaler.scale(loss) if run.scaler is not None else loss).backward()
+                meter.add(out, batch["index"].numel())
+                if not sync:
+                    continue
+                signum, nonfinite = agree(info, stop.signum, bad_now)
+                bad_now.zero_()
+                state["batches_in_epoch"] = micro
+                if nonfinite:
+                    run.optimizer.zero_grad(set_to_none=True)
+                    bad_run += 1
+                    state["nonfinite_skipped"] += 1
+                    logger.warning("non-finite loss before step %d: step skipped (%d in a row, %d in all)",
+                                   state["global_step"] + 1, bad_run, state["nonfinite_skipped"])
+                    if bad_run >= max_bad:
+                        path = save_checkpoint(run, logdir)
+                        raise NonFiniteLoss(f"[train] max_nonfinite_steps = {max_bad}: {bad_run} non-finite losses in a row "
+                                            f"before step {state['global_step'] + 1}; last good checkpoint {path}")
+                else:
+                    bad_run = 0
+                    optimizer_step(run)
+                    state["global_step"] += 1
+                    bar.update(1)
+                step = state["global_step"]
+                if signum:
+                    raise Preempted(signum, step, save_checkpoint(run, logdir))
+                if nonfinite:
+                    continue
+                if logging_steps and step % logging_steps == 0:
+                    record = meter.flush(info)
+                    record.update(step=step, epoch=state["epoch"], lr=run.scheduler.get_last_lr()[0],
+                                  nonfinite_skipped=state["nonfinite_skipped"])
+                    if info.is_main:
+                        log.write(record, "train")
+                        bar.set_postfix(loss=record.get("loss"))
+                evaluated = bool(eval_steps) and step % eval_steps == 0
+                if evaluated:
+                    evaluate_and_keep_best(run, logdir, log)
+                    last_eval = step
+                if (save_steps and step % save_steps == 0) or (not save_steps and evaluated):
+                    save_checkpoint(run, logdir)
+                    last_save = step
+                if step >= run.total_steps:
+                    done = True
+                    break
+            if not done or micro >= micro_per_epoch:
+                state["epoch"] += 1
+                state["batches_in_epoch"] = 0
+                if config.get("train", "eval_every_epoch") and last_eval != state["global_step"]:
+                    evaluate_and_keep_best(run, logdir, log)
+                    last_eval = state["global_step"]
+                if not done:
+                    save_checkpoint(run, logdir)
+                    last_save = state["global_step"]
     bar.close()
     if "valid" in run.loaders and state["best_metric"] is None:
         evaluate_and_keep_best(run, logdir, log)

@@ -41,3 +41,49 @@ def test_two_process_gloo_matches_single_process(tmp_path, tiny_model_nodrop, ti
     w2 = load_checkpoint(checkpoints_in(tmp_path / "two")[-1])["student"]
     assert all(torch.allclose(w1[k], w2[k], atol=1e-5) for k in w1)
     assert (tmp_path / "two" / "student" / "config.json").is_file()
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ranks_with_different_configs_refuse_to_start(tmp_path, tiny_model_nodrop, tiny_data):
+    path = tmp_path / "c.config"
+    path.write_text(tiny_config_text(tiny_model_nodrop, tiny_data))
+    port = free_port()
+    procs = []
+    for rank, epochs in ((0, 2), (1, 3)):  # as if two nodes had different copies of the config
+        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+                   MASTER_PORT=str(port), OMP_NUM_THREADS="1")
+        procs.append(subprocess.Popen([sys.executable, str(REPO / "train.py"), "--config", str(path), "--distributed",
+                                       "--logdir", str(tmp_path / "run"), "--set", f"train.epoch={epochs}"],
+                                      stderr=subprocess.PIPE, text=True, env=env, cwd=REPO))
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [2, 2]
+    assert "[train] epoch = 3 on rank 1 but 2 on rank 0; every rank must run the same config" in errors[1]
+    assert "another rank resolved a different config" in errors[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_dead_rank_stops_the_others_instead_of_hanging(tmp_path, tiny_model_nodrop, tiny_data):
+    import signal
+    import time
+    path = tmp_path / "c.config"
+    path.write_text(tiny_config_text(tiny_model_nodrop, tiny_data, train={"epoch": 200, "batch_size": 4}))
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             str(REPO / "train.py"), "--config", str(path), "--distributed", "--logdir", str(tmp_path / "run")],
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), cwd=REPO)
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 3):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.1)
+    children = [int(p) for p in open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()]
+    assert len(children) == 2
+    killed_at = time.time()
+    os.kill(children[1], signal.SIGKILL)  # rank 1 dies without a word
+    proc.communicate(timeout=90)
+    assert proc.returncode != 0 and time.time() - killed_at < 60
