@@ -192,3 +192,20 @@ def test_tokenizer_that_does_not_fit_the_student_is_rejected(tmp_path, tiny_mode
     path.write_text(tiny_config_text(tiny_model, tiny_data, model={"tokenizer": str(big)}))
     with pytest.raises(ConfigError, match=r"\[model\] tokenizer: 205 tokens but the student's embedding has 29 rows"):
         train_run(load_config(path), DistInfo(), str(tmp_path / "run"))
+
+
+def test_malformed_data_exits_2_with_file_line_and_no_output(tmp_path, tiny_model, tiny_data):
+    data = tmp_path / "data"
+    data.mkdir()
+    lines = (tiny_data / "train.tsv").read_text().splitlines()
+    lines[4] = lines[4] + "\textra column"
+    (data / "train.tsv").write_text("\n".join(lines) + "\n")
+    (data / "dev.tsv").write_bytes((tiny_data / "dev.tsv").read_bytes())
+    (data / "test.tsv").write_bytes((tiny_data / "test.tsv").read_bytes())
+    path = tmp_path / "c.config"
+    path.write_text(tiny_config_text(tiny_model, data))
+    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "--config", str(path), "--logdir", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=120, env=ENV)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"error: {data / 'train.tsv'}:5: expected 2 columns, got 3"]
+    assert not (tmp_path / "run").exists()
