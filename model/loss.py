@@ -1,4 +1,6 @@
 """Every loss the methods use, as pure functions of tensors. Methods compose these; they never re-implement them."""
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -44,3 +46,77 @@ def soft_loss(student_logits, teacher_logits, kind="kl", temperature=1.0):
     if kind == "kl":
         return soft_kl_loss(student_logits, teacher_logits, temperature)
     raise ValueError(f"unknown soft loss {kind!r}")
+
+
+def soft_cross_entropy(student_logits, teacher_logits, temperature=1.0):
+    """TinyBERT prediction-layer loss: -sum softmax(t/T) * log_softmax(s/T), mean over rows (no T^2)."""
+    t = float(temperature)
+    targets = F.softmax(teacher_logits.float() / t, dim=-1)
+    return -(targets * F.log_softmax(student_logits.float() / t, dim=-1)).sum(-1).mean()
+
+
+def _masked_mean(values, mask):
+    """Mean of per-position values (..., L) over positions where mask (B, L) is 1."""
+    mask = mask.to(values.dtype)
+    while mask.dim() < values.dim():
+        mask = mask.unsqueeze(1)
+    mask = mask.expand_as(values)
+    return (values * mask).sum() / mask.sum().clamp(min=1)
+
+
+def hidden_mse_loss(student_hidden, teacher_hidden, mask=None):
+    """MSE between hidden states (B, L, H), averaged over hidden units and the non-padded positions
+    (TinyBERT hidden/embedding loss; project the student first when widths differ)."""
+    per_position = (student_hidden.float() - teacher_hidden.float()).pow(2).mean(-1)
+    return per_position.mean() if mask is None else _masked_mean(per_position, mask)
+
+
+def attention_mse_loss(student_scores, teacher_scores, mask=None):
+    """TinyBERT attention loss: MSE between attention score maps (B, heads, L, L), pre-softmax.
+    Padded key/query positions (mask 0) are left out rather than compared at -inf."""
+    sq = (student_scores.float() - teacher_scores.float()).pow(2)
+    if mask is None:
+        return sq.mean()
+    pair = (mask[:, None, :, None] * mask[:, None, None, :]).to(sq.dtype).expand_as(sq)
+    return (sq * pair).sum() / pair.sum().clamp(min=1)
+
+
+def patience_loss(student_cls, teacher_cls):
+    """BERT-PKD patient loss: squared distance of L2-normalised [CLS] states (B, H) per mapped layer,
+    summed over hidden units, averaged over batch and layers. Inputs may be stacked (layers, B, H)."""
+    s = F.normalize(student_cls.float(), dim=-1)
+    t = F.normalize(teacher_cls.float(), dim=-1)
+    return (s - t).pow(2).sum(-1).mean()
+
+
+def cosine_hidden_loss(student_hidden, teacher_hidden, mask=None):
+    """DistilBERT cosine loss: 1 - cos(h_s, h_t) per position, averaged over non-padded positions."""
+    cos = F.cosine_similarity(student_hidden.float(), teacher_hidden.float(), dim=-1)
+    loss = 1.0 - cos
+    return loss.mean() if mask is None else _masked_mean(loss, mask)
+
+
+def relation_kl_loss(student_x, teacher_x, num_heads, mask=None):
+    """MiniLMv2 self-attention relation loss for one of q/k/v.
+
+    x: (B, L, H) projections; re-split into `num_heads` relation heads of size H/num_heads,
+    R = softmax(x x^T / sqrt(d_r)) over keys (padded keys masked), KL(R_t || R_s) summed over keys,
+    averaged over relation heads and non-padded query positions. Teacher and student widths may
+    differ; only the number of relation heads must match.
+    """
+    def relations(x):
+        b, length, width = x.shape
+        if width % num_heads:
+            raise ValueError(f"width {width} is not divisible by num_relation_heads {num_heads}")
+        x = x.float().view(b, length, num_heads, width // num_heads).transpose(1, 2)
+        scores = x @ x.transpose(-1, -2) / math.sqrt(width // num_heads)
+        if mask is not None:
+            scores = scores.masked_fill(mask[:, None, None, :] == 0, float("-inf"))
+        return F.log_softmax(scores, dim=-1)
+
+    log_s, log_t = relations(student_x), relations(teacher_x)
+    terms = log_t.exp() * (log_t - log_s)
+    if mask is not None:  # masked keys have p_t = 0: their term is 0 (not 0 * (-inf - -inf))
+        terms = torch.where(mask[:, None, None, :] == 0, torch.zeros_like(terms), terms)
+    kl = terms.sum(-1)  # (B, heads, L)
+    return kl.mean() if mask is None else _masked_mean(kl, mask)

@@ -51,3 +51,73 @@ def test_regression_head_uses_mse_for_both_losses():
     scores = torch.tensor([[0.5], [2.0]])
     assert task_loss(scores, torch.tensor([1.0, 1.0])).item() == pytest.approx(0.625)
     assert soft_loss(scores, torch.tensor([[1.0], [1.0]]), "kl", 4.0).item() == pytest.approx(0.625)
+
+
+# ---- intermediate-layer losses (TinyBERT, PKD, DistilBERT, MiniLMv2) -----------------------------
+
+from model.loss import (attention_mse_loss, cosine_hidden_loss, hidden_mse_loss, patience_loss,  # noqa: E402
+                        relation_kl_loss, soft_cross_entropy)
+
+
+def test_soft_cross_entropy_hand_value():
+    # teacher p = [0.75, 0.25]; student logits [0, 0] -> log q = ln 0.5 each: CE = -ln 0.5 = 0.693147
+    assert soft_cross_entropy(torch.tensor([[0.0, 0.0]]), torch.tensor([[math.log(3.0), 0.0]])).item() == pytest.approx(0.693147, abs=1e-6)
+    # T = 2 on teacher [2 ln 3, 0] gives the same p; student [0, 2 ln 2] / 2 -> q = [1/3, 2/3]
+    # CE = -(0.75 ln(1/3) + 0.25 ln(2/3)) = 0.75*1.098612 + 0.25*0.405465 = 0.925326
+    value = soft_cross_entropy(torch.tensor([[0.0, 2 * math.log(2.0)]]), torch.tensor([[2 * math.log(3.0), 0.0]]), 2.0)
+    assert value.item() == pytest.approx(0.925326, abs=1e-6)
+
+
+def test_hidden_mse_masks_padding():
+    s = torch.tensor([[[1.0, 1.0], [3.0, 3.0]]])  # position 1 is padding
+    t = torch.tensor([[[0.0, 2.0], [0.0, 0.0]]])
+    # valid position: ((1-0)^2 + (1-2)^2)/2 = 1.0; unmasked mean also counts (9+9)/2 = 9 -> (1+9)/2 = 5
+    assert hidden_mse_loss(s, t, torch.tensor([[1, 0]])).item() == pytest.approx(1.0)
+    assert hidden_mse_loss(s, t).item() == pytest.approx(5.0)
+
+
+def test_attention_mse_ignores_padded_rows_and_columns():
+    s = torch.zeros(1, 1, 2, 2)
+    t = torch.tensor([[[[1.0, -1e4], [-1e4, -1e4]]]])  # only (0,0) is a real query/key pair
+    assert attention_mse_loss(s, t, torch.tensor([[1, 0]])).item() == pytest.approx(1.0)
+
+
+def test_patience_loss_normalises():
+    # s = [3, 4] -> [0.6, 0.8]; t = [0, 2] -> [0, 1]; ||d||^2 = 0.36 + 0.04 = 0.4
+    # second row identical directions -> 0; mean = 0.2
+    s = torch.tensor([[3.0, 4.0], [1.0, 0.0]])
+    t = torch.tensor([[0.0, 2.0], [5.0, 0.0]])
+    assert patience_loss(s, t).item() == pytest.approx(0.2, abs=1e-6)
+
+
+def test_cosine_hidden_loss():
+    # position 0: orthogonal -> 1; position 1: same direction -> 0; position 2 padded
+    s = torch.tensor([[[1.0, 0.0], [2.0, 2.0], [1.0, 0.0]]])
+    t = torch.tensor([[[0.0, 1.0], [1.0, 1.0], [-1.0, 0.0]]])
+    assert cosine_hidden_loss(s, t, torch.tensor([[1, 1, 0]])).item() == pytest.approx(0.5, abs=1e-6)
+
+
+def test_relation_kl_hand_value_and_masking():
+    # one relation head, width 1, two tokens: x_t = [ln 3, 0] -> scores x x^T = [[ln3^2, 0], [0, 0]]
+    # Use x_t = [1, 0]: t scores [[1, 0], [0, 0]] -> row 0 p = [e/(e+1), 1/(e+1)], row 1 p = [0.5, 0.5]
+    # student x_s = [0, 0]: all rows uniform q = [0.5, 0.5]
+    # KL row 0 = p0 ln(2 p0) + p1 ln(2 p1); row 1 = 0; mean over 2 query rows
+    p0, p1 = math.e / (math.e + 1), 1 / (math.e + 1)
+    expected = (p0 * math.log(2 * p0) + p1 * math.log(2 * p1)) / 2
+    xt = torch.tensor([[[1.0], [0.0]]])
+    xs = torch.zeros(1, 2, 1)
+    assert relation_kl_loss(xs, xt, num_heads=1).item() == pytest.approx(expected, rel=1e-6)
+    # with token 1 masked: only query 0 over key 0 -> both distributions are [1] -> KL 0
+    assert relation_kl_loss(xs, xt, 1, torch.tensor([[1, 0]])).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_relation_kl_allows_different_widths_and_gives_finite_grads():
+    torch.manual_seed(0)
+    xs = torch.randn(2, 5, 8, requires_grad=True)
+    xt = torch.randn(2, 5, 12)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    loss = relation_kl_loss(xs, xt, num_heads=4, mask=mask)
+    loss.backward()
+    assert torch.isfinite(loss) and loss.item() > 0 and torch.isfinite(xs.grad).all()
+    with pytest.raises(ValueError, match="not divisible"):
+        relation_kl_loss(xs, xt, num_heads=3)
