@@ -2,6 +2,7 @@
 best-student export and atomic checkpoints. Resuming restores every piece of state, so a resumed
 run ends with the same weights as one never stopped."""
 import contextlib
+import math
 import sys
 import time
 from pathlib import Path
@@ -129,7 +130,7 @@ def train(run, logdir):
     eval_steps, save_steps = config.get("train", "eval_steps"), config.get("train", "save_steps")
     logging_steps, epochs = config.get("train", "logging_steps"), config.get("train", "epoch")
     max_bad = config.get("train", "max_nonfinite_steps")
-    micro_per_epoch = len(sampler)
+    micro_per_epoch = math.ceil(sampler.num_samples / config.get("train", "batch_size"))  # batches in a full epoch
     if run.checkpoint:
         restore_rng(run)
         logger.info("resumed from %s at step %d (epoch %d, batch %d)", run.checkpoint, state["global_step"],

@@ -35,7 +35,7 @@ def test_train_then_test_writes_results_and_hf_export(tmp_path, tiny_model, tiny
     records = [json.loads(l) for l in (logdir / "metrics.jsonl").read_text().splitlines()]
     train_losses = [r["loss"] for r in records if "split" not in r]
     assert len(train_losses) == 24 and train_losses[-1] < train_losses[0]  # 4 epochs x 6 steps; it learns
-    assert any(r.get("split") == "valid" for r in records)
+    assert [r["step"] for r in records if r.get("split") == "valid"] == [6, 12, 18, 24]  # every epoch, the last too
     from transformers import AutoModel, AutoTokenizer
     model, tok = AutoModel.from_pretrained(logdir / "student"), AutoTokenizer.from_pretrained(logdir / "student")
     assert model.config.num_hidden_layers == 2 and tok("good film")["input_ids"][0] == tok.cls_token_id
