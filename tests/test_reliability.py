@@ -209,3 +209,42 @@ def test_malformed_data_exits_2_with_file_line_and_no_output(tmp_path, tiny_mode
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: {data / 'train.tsv'}:5: expected 2 columns, got 3"]
     assert not (tmp_path / "run").exists()
+
+
+class _Boom:
+    """Unpickling this would run code: a weights_only load must refuse it."""
+
+    def __reduce__(self):
+        return (os.system, ("touch pwned-by-checkpoint",))
+
+
+def test_checkpoints_never_unpickle_arbitrary_objects(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pt"
+    torch.save({"student": _Boom()}, path)
+    with pytest.raises(CheckpointError, match=r"evil.pt: cannot read checkpoint \(UnpicklingError"):
+        load_checkpoint(path)
+    assert not (tmp_path / "pwned-by-checkpoint").exists()
+
+
+def test_config_text_is_never_evaluated(tmp_path, monkeypatch):
+    from init.config import load_config_text
+    monkeypatch.chdir(tmp_path)
+    config = load_config_text("[model]\nmodel_name = __import__('os').system('touch pwned-by-config')\n")
+    assert config.get("model", "model_name").startswith("__import__")
+    with pytest.raises(ConfigError):
+        load_config_text("[model]\nmodel_name = kd\n[train]\nepoch = __import__('os').system('touch pwned-by-config')\n")
+    assert not (tmp_path / "pwned-by-config").exists()
+
+
+def test_a_run_writes_only_under_its_run_directory(tmp_path, tiny_model, tiny_data, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    def snapshot(*roots):
+        return {p: p.stat().st_mtime_ns for root in roots for p in root.rglob("*")}
+
+    before = snapshot(tmp_path, tiny_model, tiny_data)
+    _, logdir = tiny_run(tmp_path, tiny_model, tiny_data, train={"epoch": 1})
+    after = snapshot(tmp_path, tiny_model, tiny_data)
+    changed = {p for p in after if before.get(p) != after[p]}
+    assert changed and all(p == logdir or logdir in p.parents or p == tmp_path / "run.config" for p in changed)
