@@ -68,12 +68,37 @@ def stage_config(path, name, section, logdir, user_overrides, handoff=True):
     return load_config(Path(path).parent / section["config"].value, overrides + list(user_overrides))
 
 
+def declared_num_labels(config):
+    """Output size a stage's config implies without reading data (None when only the data can tell)."""
+    if config.get("model", "num_labels"):
+        return config.get("model", "num_labels")
+    if config.get("data", "label_list"):
+        return len(config.get("data", "label_list"))
+    if config.get("data", "train_dataset_type") == "glue_tsv":
+        from dataset.glue_tsv import task_spec
+        labels = task_spec(config.get("data", "task")).labels
+        return 1 if labels is None else len(labels)
+    return None
+
+
+def check_handoff_shapes(stages, configs):
+    """A teacher handed to a stage must predict the same label set the stage trains on."""
+    for name, section in stages:
+        if "teacher_from" in section:
+            source = section["teacher_from"].value
+            mine, theirs = declared_num_labels(configs[name]), declared_num_labels(configs[source])
+            if mine is not None and theirs is not None and mine != theirs:
+                raise ConfigError(f"{section['teacher_from'].where}: [stage.{name}] teacher_from = {source}: "
+                                  f"that stage outputs {theirs} labels, this one trains on {mine}")
+
+
 def run_pipeline(path, info, logdir, user_overrides=(), do_test=False):
     """Run every stage in order into <logdir>/<stage>; returns {stage: summary}."""
     logger = get_logger(info.rank)
     stages = parse_pipeline(path)
-    for name, section in stages:  # every stage's own config is validated before the first one trains
-        stage_config(path, name, section, logdir, user_overrides, handoff=False)
+    # every stage's own config, and the label sets handed between stages, are checked before the first one trains
+    configs = {name: stage_config(path, name, section, logdir, user_overrides, handoff=False) for name, section in stages}
+    check_handoff_shapes(stages, configs)
     if info.is_main:
         check_writable(logdir)
     summaries = {}

@@ -77,3 +77,11 @@ def test_missing_handoff_export_is_reported_before_the_stage(tmp_path, tiny_mode
     (logdir / "teacher" / "DONE.json").write_text(json.dumps({"params": 1}))  # "finished" but no export
     with pytest.raises(ConfigError, match=r"\[stage.student\] teacher_from: .* has no exported student"):
         run_pipeline(path, DistInfo(), str(logdir))
+
+
+def test_label_sets_of_handed_over_teachers_are_checked_before_any_stage(tmp_path, tiny_model, tiny_data):
+    path = write_pipeline(tmp_path, tiny_model, tiny_data)
+    (tmp_path / "teacher.config").write_text(tiny_config_text(tiny_model, tiny_data, data={"task": "MNLI"}))
+    with pytest.raises(ConfigError, match=r"\[stage.student\] teacher_from = teacher: that stage outputs 3 labels, this one trains on 2"):
+        run_pipeline(path, DistInfo(), str(tmp_path / "runs"))
+    assert not (tmp_path / "runs").exists()
