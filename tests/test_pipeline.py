@@ -85,3 +85,18 @@ def test_label_sets_of_handed_over_teachers_are_checked_before_any_stage(tmp_pat
     with pytest.raises(ConfigError, match=r"\[stage.student\] teacher_from = teacher: that stage outputs 3 labels, this one trains on 2"):
         run_pipeline(path, DistInfo(), str(tmp_path / "runs"))
     assert not (tmp_path / "runs").exists()
+
+
+def test_init_from_starts_a_stage_from_an_earlier_export(tmp_path, tiny_model, tiny_data):
+    (tmp_path / "a.config").write_text(tiny_config_text(tiny_model, tiny_data, train={"epoch": 1}))
+    # learning rate 0: stage b's final weights are exactly its starting point
+    (tmp_path / "b.config").write_text(tiny_config_text(tiny_model, tiny_data, train={"epoch": 1, "learning_rate": 0.0}))
+    (tmp_path / "p.config").write_text("[pipeline]\nstages = a, b\n[stage.a]\nconfig = a.config\n"
+                                       "[stage.b]\nconfig = b.config\ninit_from = a\n")
+    run_pipeline(tmp_path / "p.config", DistInfo(), str(tmp_path / "runs"))
+    from transformers import AutoModelForSequenceClassification
+    a = AutoModelForSequenceClassification.from_pretrained(tmp_path / "runs" / "a" / "student").state_dict()
+    b = load_checkpoint(checkpoints_in(tmp_path / "runs" / "b")[-1])["student"]
+    assert all(torch.equal(a[k], b[k]) for k in b)
+    original = AutoModelForSequenceClassification.from_pretrained(tiny_model).state_dict()
+    assert not all(torch.equal(original[k], b[k]) for k in b)  # it is stage a's training, not the raw model
