@@ -10,6 +10,7 @@ from evaluator.mcc import MCCEvaluator
 from formatter.hf_tokenizer import HFTokenizerFormatter
 from model.bert_cls import BertCls
 from model.kd import KD
+from model.pkd import PKD
 from optim_scheduler.optimizers import build_adam, build_adamw, build_sgd
 from optim_scheduler.schedulers import build_constant, build_cosine, build_linear
 from init.config import closest
@@ -17,7 +18,7 @@ from utils.errors import ConfigError
 
 dataset_list = {"glue_tsv": GlueTSVDataset, "jsonl": JsonlDataset, "text_lines": TextLinesDataset}
 formatter_list = {"hf_tokenizer": HFTokenizerFormatter}
-model_list = {"bert_cls": BertCls, "kd": KD}
+model_list = {"bert_cls": BertCls, "kd": KD, "pkd": PKD}
 evaluator_list = {"glue": GlueEvaluator, "accuracy": AccuracyEvaluator, "acc_f1": AccF1Evaluator,
                   "mcc": MCCEvaluator, "correlation": CorrelationEvaluator}
 optimizer_list = {"adamw": build_adamw, "adam": build_adam, "sgd": build_sgd}

@@ -53,11 +53,14 @@ class DistillModel(nn.Module):
             self.teacher.to(*args, **kwargs)
         return self
 
-    def run_teacher(self, batch):
-        """Teacher outputs under inference_mode, cloned so autograd may save them."""
+    def run_teacher(self, batch, hidden=False):
+        """Teacher logits (and hidden states when asked) under inference_mode, cloned so autograd
+        may save them for the student's backward."""
         with torch.inference_mode():
-            out = self.teacher(**teacher_inputs(batch))
-        return out.logits.clone()
+            out = self.teacher(**teacher_inputs(batch), output_hidden_states=hidden)
+        if not hidden:
+            return out.logits.clone()
+        return out.logits.clone(), tuple(h.clone() for h in out.hidden_states)
 
     def student_model(self):
         return unwrap(self.student)

@@ -24,3 +24,16 @@ def select_layers(num_source, num_keep, how="uniform", explicit=None, what="[stu
     if how == "uniform":
         return [(i + 1) * num_source // num_keep - 1 for i in range(num_keep)]
     raise ConfigError(f"{what} layer_select = {how!r}: expected uniform, first or last")
+
+
+def pkd_teacher_layers(num_teacher, num_student, strategy):
+    """BERT-PKD: the teacher layers the student's first k-1 layers imitate (the last layer is left to
+    the prediction loss). skip: every n/k-th (12->6: 2,4,6,8,10 1-based); last: the k-1 below the top
+    (12->6: 7..11). Returned 0-based, one per student layer 0..k-2."""
+    if num_student > num_teacher:
+        raise ConfigError(f"[student] num_layers = {num_student}: the teacher has only {num_teacher} layers")
+    if strategy == "skip":
+        return [(i + 1) * num_teacher // num_student - 1 for i in range(num_student - 1)]
+    if strategy == "last":
+        return list(range(num_teacher - num_student, num_teacher - 1))
+    raise ConfigError(f"[pkd] strategy = {strategy!r}: expected skip or last")
