@@ -64,16 +64,13 @@ def evaluate_and_keep_best(run, logdir, log):
         log.write({"step": run.state["global_step"], "epoch": run.state["epoch"], "split": "valid", **metrics}, "valid")
         get_logger().info("valid step %d: %s", run.state["global_step"], metrics)
         if improved:
-            atomic_save({"version": 1, "student": unwrap(run.model.student).state_dict(), "state": dict(run.state)},
-                        Path(logdir) / "checkpoints" / "best.pt")
-            if run.config.get("output", "export_student"):
-                export_student(run.model, run.tokenizer, Path(logdir) / "student")
+            save_best(run, logdir)
     barrier(run.info)
     return metrics
 
 
-def keep_final_as_best(run, logdir):
-    """Without a validation split the final student is the one kept and exported."""
+def save_best(run, logdir):
+    """best.pt (student weights) and, when asked, the HF export of the current student (rank 0 only)."""
     atomic_save({"version": 1, "student": unwrap(run.model.student).state_dict(), "state": dict(run.state)},
                 Path(logdir) / "checkpoints" / "best.pt")
     if run.config.get("output", "export_student"):
@@ -214,7 +211,7 @@ def train(run, logdir):
     if "valid" in run.loaders and state["best_metric"] is None:
         evaluate_and_keep_best(run, logdir, log)
     if "valid" not in run.loaders and info.is_main:
-        keep_final_as_best(run, logdir)
+        save_best(run, logdir)  # without a validation split the final student is the one kept
     if last_save != state["global_step"]:
         save_checkpoint(run, logdir)
     if info.is_main:

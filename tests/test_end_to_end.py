@@ -139,3 +139,11 @@ def test_regression_from_jsonl_with_correlation_metric(tmp_path, tiny_model, tin
     from transformers import AutoConfig
     assert AutoConfig.from_pretrained(logdir / "student").num_labels == 1
     assert sorted(p.name for p in (logdir / "checkpoints").glob("step-*.pt")) == ["step-0000001.pt", "step-0000002.pt"]
+
+
+def test_without_a_validation_split_the_final_student_is_exported(tmp_path, tiny_model, tiny_data):
+    text = tiny_config_text(tiny_model, tiny_data, data={"valid_file": ""}, train={"epoch": 1})
+    summary, logdir = train_tiny(tmp_path, "noval", text, do_test=True)
+    best = torch.load(logdir / "checkpoints" / "best.pt", weights_only=True)
+    assert best["state"]["global_step"] == 6 and summary["best_metric"] is None
+    assert (logdir / "student" / "config.json").is_file() and (logdir / "results.json").is_file()
