@@ -21,18 +21,29 @@ class KD(DistillModel):
         self.soft_weight = config.get("distill", "soft_weight")
         self.hard_weight = config.get("distill", "hard_weight")
 
+    uses_hidden = False  # methods matching intermediate layers set this and override intermediate_loss
+
+    def intermediate_loss(self, out, student_hidden, teacher_hidden):
+        """Weighted intermediate-layer terms added to the loss (recording their parts in `out`); none for KD."""
+        return 0.0
+
     def forward(self, batch):
-        logits = self.student(**student_inputs(batch)).logits
-        out = {"logits": logits}
+        hidden = self.uses_hidden and self.training
+        out_s = self.student(**student_inputs(batch), output_hidden_states=hidden)
+        out = {"logits": out_s.logits}
         has_labels = "labels" in batch
         if has_labels:
-            out["loss_hard"] = task_loss(logits, batch["labels"])
+            out["loss_hard"] = task_loss(out_s.logits, batch["labels"])
         if not self.training:
             if has_labels:
                 out["loss"] = out["loss_hard"]
             return out
-        out["loss_kd"] = soft_loss(logits, self.run_teacher(batch), self.kind, self.temperature)
+        teacher = self.run_teacher(batch, hidden=hidden)
+        t_logits, t_hidden = teacher if hidden else (teacher, None)
+        out["loss_kd"] = soft_loss(out_s.logits, t_logits, self.kind, self.temperature)
         out["loss"] = self.soft_weight * out["loss_kd"]
+        if hidden:
+            out["loss"] = out["loss"] + self.intermediate_loss(out, out_s.hidden_states, t_hidden)
         if has_labels and self.hard_weight:
             out["loss"] = out["loss"] + self.hard_weight * out["loss_hard"]
         return out

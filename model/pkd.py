@@ -7,14 +7,15 @@ hard_weight = 1-alpha, soft_weight = alpha.
 """
 import torch
 
-from model.base import student_inputs
 from model.kd import KD
 from model.layer_map import pkd_teacher_layers
-from model.loss import patience_loss, soft_loss, task_loss
+from model.loss import patience_loss
 from utils.errors import ConfigError
 
 
 class PKD(KD):
+    uses_hidden = True
+
     def __init__(self, config):
         super().__init__(config)
         t_config, s_config = self.teacher.config, self.student_model().config
@@ -26,23 +27,11 @@ class PKD(KD):
         self.pairs = list(enumerate(teacher_layers))  # (student layer, teacher layer), 0-based
         self.beta = config.get("pkd", "beta")
 
-    def forward(self, batch):
-        out_s = self.student(**student_inputs(batch), output_hidden_states=self.training)
-        out = {"logits": out_s.logits}
-        if "labels" in batch:
-            out["loss_hard"] = task_loss(out_s.logits, batch["labels"])
-        if not self.training:
-            if "labels" in batch:
-                out["loss"] = out["loss_hard"]
-            return out
-        t_logits, t_hidden = self.run_teacher(batch, hidden=True)
-        out["loss_kd"] = soft_loss(out_s.logits, t_logits, self.kind, self.temperature)
-        out["loss"] = self.soft_weight * out["loss_kd"]
-        if self.pairs:  # hidden_states[0] is the embedding output; layer l is hidden_states[l + 1]
-            s_cls = torch.stack([out_s.hidden_states[s + 1][:, 0] for s, _ in self.pairs])
-            t_cls = torch.stack([t_hidden[t + 1][:, 0] for _, t in self.pairs])
-            out["loss_pt"] = patience_loss(s_cls, t_cls)
-            out["loss"] = out["loss"] + self.beta * out["loss_pt"]
-        if "loss_hard" in out and self.hard_weight:
-            out["loss"] = out["loss"] + self.hard_weight * out["loss_hard"]
-        return out
+    def intermediate_loss(self, out, student_hidden, teacher_hidden):
+        """beta * patience over the (student, teacher) layer pairs; hidden_states[l + 1] is layer l."""
+        if not self.pairs:
+            return 0.0
+        s_cls = torch.stack([student_hidden[s + 1][:, 0] for s, _ in self.pairs])
+        t_cls = torch.stack([teacher_hidden[t + 1][:, 0] for _, t in self.pairs])
+        out["loss_pt"] = patience_loss(s_cls, t_cls)
+        return self.beta * out["loss_pt"]

@@ -31,12 +31,11 @@ def save_checkpoint(run, logdir):
     """All ranks contribute their RNG state; rank 0 writes step-N.pt atomically and prunes old ones.
     Returns the checkpoint's path."""
     rngs = all_gather_objects(run.info, rng_state())
+    path = Path(logdir) / "checkpoints" / f"step-{run.state['global_step']:07d}.pt"
     if run.info.is_main:
         ckpt = {"version": 1, "student": unwrap(run.model.student).state_dict(), "optimizer": run.optimizer.state_dict(),
                 "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict() if run.scaler else None,
                 "state": dict(run.state), "rng": rngs, "world": run.info.world}
-    path = Path(logdir) / "checkpoints" / f"step-{run.state['global_step']:07d}.pt"
-    if run.info.is_main:
         atomic_save(ckpt, path)
         prune(logdir, run.config.get("train", "keep_last"))
     barrier(run.info)
