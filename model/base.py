@@ -25,7 +25,14 @@ def teacher_inputs(batch):
 
 
 class DistillModel(nn.Module):
-    """forward(batch) -> {"loss", named loss parts, "logits"}; subclasses set self.student."""
+    """forward(batch) -> {"loss", named loss parts, "logits"}; subclasses set self.student.
+
+    Every registered parameter is trained: the student plus any heads a method adds beside it (e.g. a
+    TinyBERT width projection). DDP wraps this whole module, so the frozen teacher, kept out of the
+    registered modules, is never broadcast or reduced. Checkpoints hold "student" (what is exported)
+    and "heads" (everything else registered)."""
+
+    find_unused_parameters = False  # methods that skip trainable modules on some steps (Theseus) set True
 
     def __init__(self):
         super().__init__()
@@ -64,6 +71,23 @@ class DistillModel(nn.Module):
 
     def student_model(self):
         return unwrap(self.student)
+
+    def heads_state(self):
+        """State of the registered modules other than the student (empty for most methods)."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("student.")}
+
+    def trainable_state(self):
+        return {"student": self.student_model().state_dict(), "heads": self.heads_state()}
+
+    def load_trainable(self, ckpt):
+        """Restore student and heads from a checkpoint dict (heads strictly, when the method has any)."""
+        self.student_model().load_state_dict(ckpt["student"])
+        own = self.heads_state()
+        if own or ckpt.get("heads"):
+            missing = sorted(set(own) ^ set(ckpt.get("heads") or {}))
+            if missing:
+                raise KeyError(f"heads differ: {', '.join(missing[:5])}")
+            self.load_state_dict({"student." + k: v for k, v in ckpt["student"].items()} | dict(ckpt["heads"]))
 
     def export(self, directory, tokenizer):
         """Save the student so plain `AutoModel.from_pretrained(directory)` loads it, tokenizer included."""

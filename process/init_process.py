@@ -87,7 +87,7 @@ def init_all(config, info, mode="train", checkpoint=None):
         path, run.state_dict = find_checkpoint(checkpoint, prefer_best=(mode != "train"), warn=get_logger(info.rank).warning)
         run.checkpoint = str(path)
         try:
-            run.model.student_model().load_state_dict(run.state_dict["student"])
+            run.model.load_trainable(run.state_dict)
         except (RuntimeError, KeyError) as err:
             raise CheckpointError(f"{path}: does not fit model '{config.get('model', 'model_name')}' ({str(err).splitlines()[0][:200]})") from None
     if mode == "train":

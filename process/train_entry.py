@@ -1,7 +1,6 @@
 """One training run: prepare the run directory, build, train, optionally test the best student."""
 from pathlib import Path
 
-from model.base import unwrap
 from process.checkpoint import load_checkpoint
 from process.distributed import barrier, check_same_config
 from process.init_process import build_dataset, build_loader, init_all
@@ -39,7 +38,7 @@ def train_run(config, info, logdir, checkpoint=None, do_test=False):
     if do_test:
         best = Path(logdir) / "checkpoints" / "best.pt"
         if best.is_file():
-            unwrap(run.model.student).load_state_dict(load_checkpoint(best)["student"])
+            run.model.load_trainable(load_checkpoint(best))
             run.checkpoint = str(best)
         summary["test"] = run_test(run, logdir)
     if info.is_main:

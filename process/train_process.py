@@ -11,7 +11,6 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from model.base import unwrap
 from process.checkpoint import atomic_save, prune, rng_state, set_rng_state
 from process.distributed import all_gather_objects, barrier, mean_across
 from process.guards import NonFiniteLoss, Preempted, SignalFlag, agree
@@ -20,11 +19,14 @@ from process.run_dir import MetricsLog, export_student
 from utils.logging import get_logger
 
 
-def wrap_student(run):
-    """DDP wraps the student only; the frozen teacher stays outside."""
-    if run.info.enabled:
-        device_ids = [run.info.device.index] if run.info.device.type == "cuda" else None
-        run.model.student = DistributedDataParallel(run.model.student, device_ids=device_ids)
+def wrap_for_training(run):
+    """The module the train loop calls: DDP around the method (student + heads; the frozen teacher is not
+    registered, so DDP never sees it), or the method itself on one process."""
+    if not run.info.enabled:
+        return run.model
+    device_ids = [run.info.device.index] if run.info.device.type == "cuda" else None
+    return DistributedDataParallel(run.model, device_ids=device_ids,
+                                   find_unused_parameters=run.model.find_unused_parameters)
 
 
 def save_checkpoint(run, logdir):
@@ -33,7 +35,7 @@ def save_checkpoint(run, logdir):
     rngs = all_gather_objects(run.info, rng_state())
     path = Path(logdir) / "checkpoints" / f"step-{run.state['global_step']:07d}.pt"
     if run.info.is_main:
-        ckpt = {"version": 1, "student": unwrap(run.model.student).state_dict(), "optimizer": run.optimizer.state_dict(),
+        ckpt = {"version": 1, **run.model.trainable_state(), "optimizer": run.optimizer.state_dict(),
                 "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict() if run.scaler else None,
                 "state": dict(run.state), "rng": rngs, "world": run.info.world}
         atomic_save(ckpt, path)
@@ -70,7 +72,7 @@ def evaluate_and_keep_best(run, logdir, log):
 
 def save_best(run, logdir):
     """best.pt (student weights) and, when asked, the HF export of the current student (rank 0 only)."""
-    atomic_save({"version": 1, "student": unwrap(run.model.student).state_dict(), "state": dict(run.state)},
+    atomic_save({"version": 1, **run.model.trainable_state(), "state": dict(run.state)},
                 Path(logdir) / "checkpoints" / "best.pt")
     if run.config.get("output", "export_student"):
         export_student(run.model, run.tokenizer, Path(logdir) / "student")
@@ -120,7 +122,7 @@ def train(run, logdir):
     config, info, state = run.config, run.info, run.state
     logger = get_logger(info.rank)
     log = MetricsLog(logdir, config.get("output", "tensorboard")) if info.is_main else None
-    wrap_student(run)
+    trainer = wrap_for_training(run)
     loader, sampler = run.loaders["train"], run.loaders["train"].sampler
     accum = config.get("train", "gradient_accumulation_steps")
     eval_steps, save_steps = config.get("train", "eval_steps"), config.get("train", "save_steps")
@@ -145,11 +147,11 @@ def train(run, logdir):
             for batch in loader:
                 micro += 1
                 sync = micro % accum == 0 or micro == micro_per_epoch
-                no_sync = run.model.student.no_sync() if info.enabled and not sync else contextlib.nullcontext()
+                no_sync = trainer.no_sync() if info.enabled and not sync else contextlib.nullcontext()
                 batch = to_device(batch, info.device)
                 with no_sync:
                     with autocast(run):
-                        out = run.model(batch)
+                        out = trainer(batch)
                     loss = out["loss"] / accum
                     if run.scaler is None:  # fp16 overflow is the GradScaler's job
                         bad_now |= ~torch.isfinite(loss.detach())
