@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import NamedTuple, Optional
 
 from dataset.text_lines import ExamplesDataset, check_not_empty, iter_lines, train_limit
-from utils.errors import DataError
-from utils.paths import data_file
+from utils.errors import ConfigError, DataError
+from utils.paths import data_file, resolve
 
 
 class TaskSpec(NamedTuple):
@@ -119,6 +119,19 @@ def read_glue_tsv(path, task, label_list=None, max_examples=0):
     return check_not_empty(examples, path)
 
 
+def read_augmented(config, task, label_list):
+    """The augmented training rows ([data] aug_file, written by tools/augment.py), appended after the originals."""
+    name = config.get("data", "aug_file")
+    if not name:
+        raise ConfigError(f"{config.source('data', 'use_aug')}: [data] use_aug = true needs [data] aug_file "
+                          "(make it with tools/augment.py)")
+    path = resolve(name)
+    if not path.is_file():
+        raise DataError(f"{config.source('data', 'aug_file')}: [data] aug_file = {name}: {path} does not exist "
+                        "(make it with tools/augment.py)")
+    return read_glue_tsv(path, task, label_list)
+
+
 class GlueTSVDataset(ExamplesDataset):
     """A GLUE split chosen by [data] task and data_file(config, mode)."""
 
@@ -130,3 +143,5 @@ class GlueTSVDataset(ExamplesDataset):
         self.is_regression = self.label_list is None
         self.path = data_file(config, mode)
         self.examples = read_glue_tsv(self.path, self.task, self.label_list, train_limit(config, mode))
+        if mode == "train" and config.get("data", "use_aug"):
+            self.examples = self.examples + read_augmented(config, self.task, self.label_list)

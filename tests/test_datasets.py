@@ -262,7 +262,7 @@ class FakeConfig:
     """config.get(section, key) backed by a dict; unknown keys fail, so tests show which keys are read."""
 
     def __init__(self, **data):
-        self.data = data
+        self.data = {"use_aug": False, **data}
 
     def get(self, section, key):
         assert section == "data"
@@ -280,6 +280,21 @@ def test_glue_dataset(tmp_path, monkeypatch):
     assert len(GlueTSVDataset(cfg, "valid")) == 4  # max_examples applies to train only
     custom = GlueTSVDataset(FakeConfig(task="RTE", label_list=["not_entailment", "entailment"], max_examples=0), "test")
     assert custom.label_list == ["not_entailment", "entailment"] and custom[0]["label"] == 0
+
+
+def test_augmented_rows_follow_the_capped_originals(tmp_path):
+    from init.config import load_config_text
+    write(tmp_path, "train.tsv", "sentence\tlabel\n" + "".join(f"s{i}\t{i % 2}\n" for i in range(5)))
+    aug = write(tmp_path, "train_aug.tsv", "sentence\tlabel\nx0\t0\nx1\t1\nx2\t1\n")
+    text = f"[model]\nmodel_name = bert_cls\n[data]\nroot = {tmp_path}\ntrain_file = train.tsv\nmax_examples = 2\nuse_aug = true\naug_file = {aug}\n"
+    ds = GlueTSVDataset(load_config_text(text), "train")
+    assert [e["text_a"] for e in ds.examples] == ["s0", "s1", "x0", "x1", "x2"]
+    assert [e["label"] for e in ds.examples] == [0, 1, 0, 1, 1]
+    assert len(GlueTSVDataset(load_config_text(text.replace("use_aug = true", "use_aug = false")), "train")) == 2
+    with pytest.raises(ConfigError, match=r"<text>:\d+: \[data\] use_aug = true needs \[data\] aug_file"):
+        GlueTSVDataset(load_config_text(text.replace(f"aug_file = {aug}", "")), "train")
+    with pytest.raises(DataError, match=r"\[data\] aug_file = .*missing.tsv does not exist \(make it with tools/augment.py\)"):
+        GlueTSVDataset(load_config_text(text.replace(str(aug), str(tmp_path / "missing.tsv"))), "train")
 
 
 def test_glue_dataset_regression(tmp_path, monkeypatch):
