@@ -4,6 +4,7 @@ import torch
 from torch import nn
 
 STUDENT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+WORD_KEYS = ("word_ids", "word_lengths")  # word-level students (formatter/word_vocab.py, model/bilstm.py)
 
 
 def unwrap(module):
@@ -14,7 +15,7 @@ def unwrap(module):
 
 
 def student_inputs(batch):
-    return {k: batch[k] for k in STUDENT_KEYS if k in batch}
+    return {k: batch[k] for k in STUDENT_KEYS + WORD_KEYS if k in batch}
 
 
 def teacher_inputs(batch):
@@ -60,9 +61,23 @@ class DistillModel(nn.Module):
             self.teacher.to(*args, **kwargs)
         return self
 
+    caches_teacher_logits = False  # methods whose teacher term needs logits only (KD family) set True
+
+    def set_teacher_cache(self, logits):
+        """(N, labels) teacher logits by training-example index (process/teacher_cache.py)."""
+        self._frozen["teacher_logits"] = logits
+
+    def teacher_forward(self, batch):
+        """The teacher's logits, always computed (the cache's own source)."""
+        with torch.inference_mode():
+            return self.teacher(**teacher_inputs(batch)).logits
+
     def run_teacher(self, batch, hidden=False):
         """Teacher logits (and hidden states when asked) under inference_mode, cloned so autograd
-        may save them for the student's backward."""
+        may save them for the student's backward. Training batches read cached logits when there are any."""
+        cache = self._frozen.get("teacher_logits")
+        if cache is not None and not hidden and self.training:
+            return cache[batch["index"]].clone()
         with torch.inference_mode():
             out = self.teacher(**teacher_inputs(batch), output_hidden_states=hidden)
         if not hidden:

@@ -72,6 +72,24 @@ def load_classifier(path, key, num_labels=None, **kwargs):
     return _load(AutoModelForSequenceClassification.from_pretrained, path, key, **kwargs)
 
 
+def load_encoder(path, key, **kwargs):
+    """AutoModel (encoder only, no task head) from a path: the teacher and student of general distillation."""
+    from transformers import AutoModel
+    return _load(AutoModel.from_pretrained, path, key, **kwargs)
+
+
+def load_masked_lm(path, key, require_head=False, **kwargs):
+    """AutoModelForMaskedLM from a path. A checkpoint without MLM head weights gets a new random head
+    (the mlm_head stage trains it); require_head=True refuses that, since a random head's logits are no teacher."""
+    from transformers import AutoModelForMaskedLM
+    model, info = _load(AutoModelForMaskedLM.from_pretrained, path, key, output_loading_info=True, **kwargs)
+    missing = sorted(k for k in info["missing_keys"] if not k.startswith(model.base_model_prefix + "."))
+    if require_head and missing:
+        raise ConfigError(f"{key} = {path}: has no trained MLM head ({missing[0]} missing); "
+                          "train one with the mlm_head stage (config/general/mlm_head.config)")
+    return model
+
+
 def num_layers_of(model):
     return model.config.num_hidden_layers
 

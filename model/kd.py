@@ -15,13 +15,18 @@ class KD(DistillModel):
         if teacher.config.num_labels != labels:
             raise ConfigError(f"[distill] teacher: {path} has {teacher.config.num_labels} labels, the data has {labels}")
         self.set_teacher(teacher)
-        self.student = build_student(config, labels, teacher)
+        self.student = self.make_student(config, labels)
         self.kind = config.get("distill", "kd_loss")
         self.temperature = config.get("distill", "temperature")
         self.soft_weight = config.get("distill", "soft_weight")
         self.hard_weight = config.get("distill", "hard_weight")
 
+    caches_teacher_logits = True  # the soft term needs the teacher's logits only (unless uses_hidden)
     uses_hidden = False  # methods matching intermediate layers set this and override intermediate_loss
+
+    def make_student(self, config, num_labels):
+        """The trainable student (built after the teacher is set); Distilled-BiLSTM builds a BiLSTM instead."""
+        return build_student(config, num_labels, self.teacher)
 
     def intermediate_loss(self, out, student_hidden, teacher_hidden):
         """Weighted intermediate-layer terms added to the loss (recording their parts in `out`); none for KD."""

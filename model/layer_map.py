@@ -37,3 +37,24 @@ def pkd_teacher_layers(num_teacher, num_student, strategy):
     if strategy == "last":
         return list(range(num_teacher - num_student, num_teacher - 1))
     raise ConfigError(f"[pkd] strategy = {strategy!r}: expected skip or last")
+
+
+def tinybert_layer_map(num_teacher, num_student, explicit=None):
+    """TinyBERT's n = g(m): the 0-based teacher layer each student layer imitates.
+
+    Uniform (the paper's choice): student layer m (1-based) <- teacher layer m*N/M, so 6->2 gives
+    [2, 5] and 12->4 gives [2, 5, 8, 11] (0-based). The embedding output maps to the embedding
+    output (g(0) = 0). `explicit` ([tinybert] teacher_layers) gives one teacher layer per student layer."""
+    layers = f"the teacher has layers 0..{num_teacher - 1}"
+    if explicit:
+        if len(explicit) != num_student:
+            raise ConfigError(f"[tinybert] teacher_layers = {','.join(map(str, explicit))}: {len(explicit)} entries for a "
+                              f"{num_student}-layer student; give one teacher layer per student layer ({layers})")
+        bad = [i for i in explicit if not 0 <= i < num_teacher]
+        if bad:
+            raise ConfigError(f"[tinybert] teacher_layers: layer {bad[0]} out of range; {layers}")
+        return list(explicit)
+    if num_student > num_teacher:
+        raise ConfigError(f"[student] num_layers = {num_student}: {layers}, a uniform map needs a student no deeper; "
+                          "set [tinybert] teacher_layers explicitly")
+    return [(m + 1) * num_teacher // num_student - 1 for m in range(num_student)]

@@ -45,6 +45,8 @@ def soft_loss(student_logits, teacher_logits, kind="kl", temperature=1.0):
         return logit_mse_loss(student_logits, teacher_logits)
     if kind == "kl":
         return soft_kl_loss(student_logits, teacher_logits, temperature)
+    if kind == "ce":  # TinyBERT's prediction-layer loss (no T^2)
+        return soft_cross_entropy(student_logits, teacher_logits, temperature)
     raise ValueError(f"unknown soft loss {kind!r}")
 
 

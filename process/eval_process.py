@@ -36,7 +36,7 @@ def predict(run, split):
         indices.append(batch["index"].cpu())
         logits.append(out["logits"].float().cpu())
         if "labels" in batch:
-            labels.append(batch["labels"].cpu())
+            labels.append(out.get("eval_labels", batch["labels"]).cpu())  # MLM methods: per-example, not (B, L)
             loss_sum += float(out["loss"]) * n
         count += n
     model.train(was_training)

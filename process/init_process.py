@@ -47,6 +47,9 @@ def build_loader(config, mode, dataset, info, seed):
 
 
 def label_count(dataset):
+    """Output size the data implies: 1 for regression, 0 for unlabeled text (general distillation)."""
+    if dataset.label_list is None and not dataset.is_regression:
+        return 0
     return 1 if dataset.is_regression else len(dataset.label_list)
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import torch
 
-from model.base import student_inputs
+from model.base import student_inputs, teacher_inputs
 from process.distributed import barrier
 from process.eval_process import evaluate, to_device
 from process.run_dir import write_json
@@ -13,9 +13,9 @@ from utils.logging import get_logger
 
 
 def single_example_batches(run, split, n):
-    """Batch-size-1 inputs for the latency measurement (the first n examples of the split)."""
+    """Batch-size-1 batches for the latency measurement (the first n examples of the split)."""
     data, formatter = run.loaders[split].dataset, run.loaders[split].collate_fn
-    return [student_inputs(to_device(formatter([data[i]]), run.info.device)) for i in range(min(n, len(data)))]
+    return [to_device(formatter([data[i]]), run.info.device) for i in range(min(n, len(data)))]
 
 
 def efficiency(run, split):
@@ -26,11 +26,11 @@ def efficiency(run, split):
     batches = single_example_batches(run, split, n) if n else []
     if batches:
         with torch.inference_mode():
-            report["latency_ms"] = latency_ms(model.student_model(), batches)
+            report["latency_ms"] = latency_ms(model.student_model(), [student_inputs(b) for b in batches])
     if model.teacher is not None:
         report["teacher_params"] = count_params(model.teacher)
         if batches:
-            report["teacher_latency_ms"] = latency_ms(model.teacher, batches)
+            report["teacher_latency_ms"] = latency_ms(model.teacher, [teacher_inputs(b) for b in batches])  # its own inputs
             report["speedup_vs_teacher"] = round(report["teacher_latency_ms"] / report["latency_ms"], 2)
     return report
 

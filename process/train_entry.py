@@ -5,6 +5,7 @@ from process.checkpoint import load_checkpoint
 from process.distributed import barrier, check_same_config
 from process.init_process import build_dataset, build_loader, init_all
 from process.run_dir import check_free_space, check_writable, prepare, write_json, write_text
+from process.teacher_cache import build_teacher_cache
 from process.test_process import run_test
 from process.train_process import train
 from utils.efficiency import count_params
@@ -32,6 +33,7 @@ def train_run(config, info, logdir, checkpoint=None, do_test=False):
     logger.info("model %s: student %d parameters%s; %d training examples, %d optimizer steps",
                 config.get("model", "model_name"), student_params,
                 f", teacher {teacher_params}" if teacher_params else "", len(run.datasets["train"]), run.total_steps)
+    build_teacher_cache(run)
     state = train(run, logdir)
     summary = {"config": str(config.path), "best_metric": state["best_metric"], "best_step": state["best_step"],
                "steps": state["global_step"], "params": student_params, "teacher_params": teacher_params}

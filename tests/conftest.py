@@ -1,5 +1,11 @@
-"""Fixtures over tests/helpers.py: tiny models and data built once per session."""
+"""Fixtures over tests/helpers.py: tiny models and data built once per session.
+
+Tests run torch on one intra-op thread: the models are tiny, and two spinning OpenMP threads per
+process on a shared 2-core machine made training steps up to 30x slower."""
 import pytest
+import torch
+
+torch.set_num_threads(1)
 
 from tests.helpers import write_tiny_data, write_tiny_model
 

@@ -1,0 +1,147 @@
+"""word_vocab: word-level batches for word-embedding students (Distilled-BiLSTM, Tang et al. 2019).
+
+The vocabulary is rebuilt from the run's training split every time (train, valid, test, test.py), so no
+file has to travel with a checkpoint: lower-cased text, split by `_WORD` into words and punctuation; the
+`[word_vocab] vocab_size` most frequent words, ties broken alphabetically, after <pad>=0, <unk>=1 and
+<sep>=2. It counts the training rows the run reads (`[data] max_examples` applies) but never the augmented
+rows of `[data] use_aug`: those are the same words, re-counted, and would only make the vocabulary depend
+on the augmentation. "[MASK]" (Tang's masking augmentation) is the teacher's mask token and the
+student's <unk>, as in the paper.
+
+Each text keeps at most `[word_vocab] max_length` words (the seed's 32). A sentence pair is one
+sequence `a <sep> b`, each side cut to max_length first (so pairs are at most 2 * max_length + 1 long):
+one encoder over the joined text, where the paper uses a siamese BiLSTM.
+
+Batches carry the student's `word_ids` (B, L) padded with <pad> to the longest in the batch and
+`word_lengths` (B,), and, when there is a teacher ([distill] teacher), the teacher's own BERT inputs
+as teacher_input_ids / teacher_attention_mask / teacher_token_type_ids (`[data] max_seq_length`).
+"""
+import collections
+import copy
+import json
+import re
+from pathlib import Path
+
+import torch
+
+from model.hf_loader import load_tokenizer
+from model.student import teacher_tokenizer_source
+from utils.errors import ConfigError
+from utils.paths import data_file
+
+PAD, UNK, SEP = "<pad>", "<unk>", "<sep>"
+MASK_WORD = "[mask]"
+_WORD = re.compile(r"\[mask\]|\w+(?:'\w+)*|'\w+|[^\w\s]")
+VOCAB_FILE = "vocab.json"
+
+
+def tokenize(text):
+    """Lower-cased words, contractions ("n't", "'s") and single punctuation marks, in order."""
+    return _WORD.findall(text.lower())
+
+
+class WordVocab:
+    """Word <-> id table with the small tokenizer interface the framework uses (len, save_pretrained)."""
+
+    pad_id, unk_id, sep_id = 0, 1, 2
+
+    def __init__(self, words, max_length=32):
+        self.itos = [PAD, UNK, SEP] + list(words)
+        self.stoi = {w: i for i, w in enumerate(self.itos)}
+        if len(self.stoi) != len(self.itos):
+            raise ValueError("vocabulary words must be unique and differ from <pad>, <unk>, <sep>")
+        self.max_length = max_length
+
+    @classmethod
+    def build(cls, texts, size, max_length=32):
+        """The `size` most frequent words of `texts` (ties: alphabetical); "[mask]" is never a word."""
+        counts = collections.Counter(w for text in texts for w in tokenize(text))
+        counts.pop(MASK_WORD, None)
+        return cls([w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:size]], max_length)
+
+    def __len__(self):
+        return len(self.itos)
+
+    @property
+    def words(self):
+        return self.itos[3:]
+
+    def ids(self, text):
+        return [self.stoi.get(w, self.unk_id) for w in tokenize(text)[: self.max_length]]
+
+    def encode(self, text_a, text_b=None):
+        """Ids of one text, or of `a <sep> b`; an empty text is one <unk> (an LSTM needs a step)."""
+        ids = self.ids(text_a) if text_b is None else self.ids(text_a) + [self.sep_id] + self.ids(text_b)
+        return ids or [self.unk_id]
+
+    def save_pretrained(self, directory):
+        """vocab.json beside the exported student: words in id order and the tokenisation used."""
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        data = {"format": "kdw-word-vocab", "specials": [PAD, UNK, SEP], "words": self.words,
+                "max_length": self.max_length, "lowercase": True, "pattern": _WORD.pattern, "mask_word": MASK_WORD}
+        (Path(directory) / VOCAB_FILE).write_text(json.dumps(data, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    @classmethod
+    def from_pretrained(cls, directory):
+        data = json.loads((Path(directory) / VOCAB_FILE).read_text(encoding="utf-8"))
+        if data.get("format") != "kdw-word-vocab" or data.get("pattern") != _WORD.pattern:
+            raise ValueError(f"{directory}/{VOCAB_FILE}: not a word vocabulary of this version")
+        return cls(data["words"], data["max_length"])
+
+
+_CACHE = {}
+
+
+def _positive(config, key):
+    value = config.get("word_vocab", key)
+    if value < 1:
+        raise ConfigError(f"{config.source('word_vocab', key)}: [word_vocab] {key} = {value}: expected at least 1")
+    return value
+
+
+def vocab_for(config):
+    """The run's vocabulary, built from its training split (cached per config and file state, so the
+    formatters of every split and the model share one build)."""
+    from init.registry import dataset_list, lookup  # registry imports this module
+
+    size, max_length = _positive(config, "vocab_size"), _positive(config, "max_length")
+    path = data_file(config, "train")
+    stat = path.stat() if path.is_file() else None
+    data_keys = tuple((k, repr(config.get("data", k))) for k in sorted(config.schema["data"]) if k not in ("use_aug", "aug_file"))
+    key = (data_keys, str(path), stat and (stat.st_mtime_ns, stat.st_size), size, max_length)
+    if key not in _CACHE:
+        plain = copy.deepcopy(config)
+        plain.set("data", "use_aug", False)
+        dataset = lookup(dataset_list, plain, "data", "train_dataset_type")(plain, "train")
+        texts = (t for i in range(len(dataset)) for t in (dataset[i]["text_a"], dataset[i]["text_b"]) if t)
+        _CACHE.clear()
+        _CACHE[key] = WordVocab.build(texts, size, max_length)
+    return _CACHE[key]
+
+
+class WordVocabFormatter:
+    def __init__(self, config, mode):
+        self.mode = mode
+        self.tokenizer = vocab_for(config)
+        teacher = teacher_tokenizer_source(config)
+        self.teacher_tokenizer = load_tokenizer(teacher, "[distill] teacher") if teacher else None
+        self.teacher_max_length = config.get("data", "max_seq_length")
+
+    def __call__(self, examples):
+        encoded = [self.tokenizer.encode(ex["text_a"], ex["text_b"]) for ex in examples]
+        lengths = torch.tensor([len(ids) for ids in encoded], dtype=torch.long)
+        word_ids = torch.full((len(encoded), int(lengths.max())), self.tokenizer.pad_id, dtype=torch.long)
+        for row, ids in enumerate(encoded):
+            word_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        batch = {"word_ids": word_ids, "word_lengths": lengths}
+        if self.teacher_tokenizer is not None:
+            a = [ex["text_a"] for ex in examples]
+            b = [ex["text_b"] for ex in examples] if examples[0]["text_b"] is not None else None
+            teacher = self.teacher_tokenizer(a, b, padding="longest", truncation=True, max_length=self.teacher_max_length,
+                                             return_tensors="pt")
+            batch.update({"teacher_" + k: v for k, v in teacher.items()})
+        labels = [ex["label"] for ex in examples]
+        if all(label is not None for label in labels):
+            batch["labels"] = torch.tensor(labels, dtype=torch.float if isinstance(labels[0], float) else torch.long)
+        batch["index"] = torch.tensor([ex["index"] for ex in examples], dtype=torch.long)
+        return batch

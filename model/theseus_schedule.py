@@ -1,0 +1,45 @@
+"""BERT-of-Theseus replacement schedules: the probability p that a successor module replaces its
+predecessor block, as a function of the optimizer steps already taken.
+
+Mirrors the paper's code (JetRunner/BERT-of-Theseus, replacement_scheduler.py), whose scheduler is
+stepped after every optimizer step, so the forward passes of step s (0-based, = steps completed) use:
+  constant: p = replacing_rate, and 1.0 once s >= steps_for_replacing (0 = never switch; the paper's
+            code has None for that, and its 0 would switch after the first step)
+  linear:   p = min(1, scheduler_linear_k * s + replacing_rate)   (the paper: k = 0.0006, b = 0.3)
+"""
+from utils.errors import ConfigError
+
+KINDS = ("constant", "linear", "none")  # none: the paper's code's name for constant
+
+
+def replacing_rate(kind, step, rate, linear_k=0.0, steps_for_replacing=0):
+    """p for the forward passes of optimizer step `step` (0-based)."""
+    if kind in ("constant", "none"):
+        return 1.0 if steps_for_replacing > 0 and step >= steps_for_replacing else rate
+    if kind == "linear":
+        return min(1.0, linear_k * step + rate)
+    raise ConfigError(f"[theseus] scheduler_type = {kind!r}: expected constant or linear")
+
+
+def key_where(config, section, key):
+    """'file:line: [section] key' (just '[section] key' for a default value), the head of a config error."""
+    source = config.source(section, key)
+    return ("" if source == "default" else f"{source}: ") + f"[{section}] {key}"
+
+
+def check_schedule(config):
+    """One-line errors for values the schedule cannot use, naming the key."""
+    def where(key):
+        return key_where(config, "theseus", key)
+    rate = config.get("theseus", "replacing_rate")
+    if not 0.0 <= rate <= 1.0:
+        raise ConfigError(f"{where('replacing_rate')} = {rate}: a probability, expected 0 <= p <= 1")
+    if config.get("theseus", "scheduler_linear_k") < 0:
+        raise ConfigError(f"{where('scheduler_linear_k')} = {config.get('theseus', 'scheduler_linear_k')}: "
+                          "expected >= 0 (p grows from replacing_rate towards 1)")
+    if config.get("theseus", "steps_for_replacing") < 0:
+        raise ConfigError(f"{where('steps_for_replacing')} = {config.get('theseus', 'steps_for_replacing')}: "
+                          "expected >= 0 (0 = never switch to p = 1)")
+    if config.get("theseus", "compress_ratio") < 1:
+        raise ConfigError(f"{where('compress_ratio')} = {config.get('theseus', 'compress_ratio')}: expected >= 1 "
+                          "(predecessor layers per successor layer)")

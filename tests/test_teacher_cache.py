@@ -1,0 +1,78 @@
+"""Teacher-logit cache: computed once before training, read by index every epoch, same as running the
+teacher, rebuilt identically on resume."""
+import json
+
+import torch
+
+from init.config import load_config
+from process.distributed import DistInfo
+from process.init_process import init_all
+from process.teacher_cache import teacher_logits
+from tests.helpers import tiny_config_text
+from tests.test_end_to_end import final_student, train_tiny
+
+
+def kd_text(tiny_model, tiny_data, cache, **train):
+    return tiny_config_text(tiny_model, tiny_data, "kd", student={"num_layers": 1},
+                            distill={"teacher": str(tiny_model), "temperature": 2.0, "cache_teacher": cache},
+                            train={"epoch": 3, **train})
+
+
+def count_teacher_calls(monkeypatch):
+    from model.base import DistillModel
+    calls = []
+    original = DistillModel.run_teacher
+
+    def counting(self, batch, hidden=False):
+        if self._frozen.get("teacher_logits") is None:
+            calls.append(batch["index"].numel())
+        return original(self, batch, hidden)
+    monkeypatch.setattr(DistillModel, "run_teacher", counting)
+    forward = DistillModel.teacher_forward
+
+    def counting_forward(self, batch):
+        calls.append(batch["index"].numel())
+        return forward(self, batch)
+    monkeypatch.setattr(DistillModel, "teacher_forward", counting_forward)
+    return calls
+
+
+def test_cached_logits_equal_the_teacher_on_each_example(tmp_path, tiny_model, tiny_data):
+    path = tmp_path / "kd.config"
+    path.write_text(kd_text(tiny_model, tiny_data, "true"))
+    run = init_all(load_config(path), DistInfo(), "train")
+    table = teacher_logits(run)
+    assert table.shape == (48, 2)
+    fmt = run.loaders["train"].collate_fn
+    for i in (0, 17, 47):
+        single = fmt([dict(run.datasets["train"][i], index=i)])
+        assert torch.allclose(run.model.teacher_forward(single)[0], table[i], atol=1e-5)
+
+
+def test_teacher_runs_once_per_example_not_once_per_epoch(tmp_path, tiny_model, tiny_data, monkeypatch):
+    calls = count_teacher_calls(monkeypatch)
+    train_tiny(tmp_path, "cached", kd_text(tiny_model, tiny_data, "true"))
+    assert sum(calls) == 48  # 48 training examples, 3 epochs: one pass
+    calls.clear()
+    train_tiny(tmp_path, "uncached", kd_text(tiny_model, tiny_data, "false"))
+    assert sum(calls) == 3 * 48
+
+
+def first_step_losses(logdir):
+    return json.loads((logdir / "metrics.jsonl").read_text().splitlines()[0])
+
+
+def test_cached_and_uncached_runs_see_the_same_soft_loss(tmp_path, tiny_model, tiny_data):
+    _, a = train_tiny(tmp_path, "cached", kd_text(tiny_model, tiny_data, "true", max_steps=1))
+    _, b = train_tiny(tmp_path, "uncached", kd_text(tiny_model, tiny_data, "false", max_steps=1))
+    la, lb = first_step_losses(a), first_step_losses(b)
+    assert la["step"] == lb["step"] == 1
+    assert abs(la["loss_kd"] - lb["loss_kd"]) < 1e-5 and abs(la["loss"] - lb["loss"]) < 1e-5
+
+
+def test_resume_with_cache_is_bitwise(tmp_path, tiny_model, tiny_data):
+    text = kd_text(tiny_model, tiny_data, "true", save_steps=4)
+    _, full = train_tiny(tmp_path, "full", text)
+    _, resumed = train_tiny(tmp_path, "resumed", text, checkpoint=str(full / "checkpoints" / "step-0000008.pt"))
+    sa, sb = final_student(full), final_student(resumed)
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
