@@ -1,7 +1,7 @@
 """Teacher-logit cache: one inference pass over the training split before training, in a fixed order and
 batching, so every epoch reads the teacher's logits from memory instead of re-running the teacher.
 
-The pass is canonical (index order, [eval] batch_size), so a resumed run rebuilds exactly the same cache
+The pass is canonical (examples sorted by text length, then index; [eval] batch_size), so a resumed run rebuilds exactly the same cache
 and stays bitwise equal to an uninterrupted one. DDP ranks each compute a strided shard and exchange them.
 Used only where the teacher's inputs are fixed per example (offline augmentation is; the logits of
 hidden-state methods are not cached because they need the teacher's intermediate states anyway)."""
@@ -22,11 +22,16 @@ def wants_cache(run):
             and getattr(model, "caches_teacher_logits", False) and not getattr(model, "uses_hidden", False))
 
 
+def text_length(example):
+    """Characters of the example's texts: batches of similar length waste little on padding."""
+    return len(example.get("text_a") or "") + len(example.get("text_b") or "")
+
+
 @torch.inference_mode()
 def teacher_logits(run):
     """(N, labels) float tensor of the teacher's logits for every training example, by example index."""
     data = IndexedDataset(run.datasets["train"])
-    mine = list(range(run.info.rank, len(data), run.info.world))
+    mine = sorted(range(run.info.rank, len(data), run.info.world), key=lambda i: (text_length(data.inner[i]), i))
     loader = DataLoader(torch.utils.data.Subset(data, mine), batch_size=run.config.get("eval", "batch_size"),
                         shuffle=False, collate_fn=run.loaders["train"].collate_fn)
     parts = []

@@ -1,0 +1,28 @@
+"""tools/method_table.py: the RESULTS rows pair each method with its twin and compute kept share and gain."""
+import json
+import subprocess
+import sys
+
+from tests.helpers import REPO
+
+
+def write_run(path, metrics, params=100, latency=None):
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "results.json").write_text(json.dumps({"metrics": metrics, "params": params, "latency_ms": latency}))
+
+
+def test_rows_gain_and_kept_share(tmp_path):
+    root = tmp_path / "cmp"
+    write_run(tmp_path / "teacher", {"accuracy": 0.80}, 1000, 10.0)
+    write_run(root / "T" / "kd", {"accuracy": 0.76}, 100, 3.0)
+    write_run(root / "T" / "baseline", {"accuracy": 0.70}, 100, 3.1)
+    write_run(root / "T" / "theseus" / "phase2", {"accuracy": 0.72}, 100)
+    write_run(root / "T" / "theseus_baseline", {"accuracy": 0.73}, 100)
+    write_run(root / "latency" / "T" / "kd", {"accuracy": 0.76}, 100, 2.5)
+    out = subprocess.run([sys.executable, str(REPO / "tools" / "method_table.py"), "T", "--root", str(root),
+                          "--teacher", str(tmp_path / "teacher")], capture_output=True, text=True, check=True).stdout
+    rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines()}
+    assert rows["kd (kd.config)"].endswith("| 76.00 | 95.0% | 2.5 | 70.00 | first 2 pretrained layers, labels only | +6.00 |")
+    assert "| 72.00 | 90.0% | None | 73.00 |" in rows["theseus (theseus_pipeline.config)"]
+    assert rows["theseus (theseus_pipeline.config)"].endswith("| -1.00 |")
+    assert "missing" in rows["pkd (pkd.config)"]

@@ -1,0 +1,82 @@
+"""Markdown table of the method comparison (tools/compare_methods.sh): each distilled student next to its
+no-teacher twin, with size, dev metric, share of the teacher's metric kept, and batch-1 CPU latency.
+
+  python tools/method_table.py SST-2 [--root runs/cmp] [--teacher runs/glue/SST-2/teacher]
+Latency comes from <root>/latency/<TASK>/<run>/results.json (tools/latency_runs.sh, one model at a time)
+when present, else from the run's own results.json.
+"""
+import argparse
+import json
+from pathlib import Path
+
+# (method, config, distilled run, twin run, what the twin is)
+ROWS = [
+    ("kd", "kd.config", "kd", "baseline", "first 2 pretrained layers, labels only"),
+    ("distilled_bilstm", "distilled_bilstm.config", "distilled_bilstm", "bilstm_baseline", "same BiLSTM, labels only"),
+    ("pkd", "pkd.config", "pkd", "theseus_baseline", "teacher's first 2 layers, labels only"),
+    ("tinybert", "tinybert.config", "tinybert", "tinybert_baseline", "same general-distilled init, labels only"),
+    ("theseus", "theseus_pipeline.config", "theseus", "theseus_baseline", "teacher's first 2 layers, labels only"),
+    ("distilbert", "distilbert.config", "distilbert", "distilbert_baseline", "pretrained layers 1,3,5, labels only"),
+    ("minilmv2", "minilmv2.config", "minilmv2", "baseline", "first 2 pretrained layers, labels only"),
+]
+
+
+def result_dir(root, task, name):
+    """The run directory holding the tested student (a pipeline's last stage for Theseus)."""
+    path = Path(root) / task / name
+    return path / "phase2" if (path / "phase2" / "results.json").is_file() else path
+
+
+def load(root, task, name):
+    path = result_dir(root, task, name)
+    results = json.loads((path / "results.json").read_text())
+    latency_file = Path(root) / "latency" / task / name / "results.json"
+    if latency_file.is_file():
+        results["latency_ms"] = json.loads(latency_file.read_text()).get("latency_ms")
+    return results
+
+
+def main_metric(results):
+    metrics = results["metrics"]
+    for key in ("acc_and_f1", "accuracy", "corr", "mcc"):
+        if key in metrics:
+            return key, metrics[key]
+    raise KeyError(f"no main metric in {sorted(metrics)}")
+
+
+def describe(metrics):
+    return " / ".join(f"{100 * metrics[k]:.2f}" for k in ("accuracy", "f1") if k in metrics)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("task")
+    parser.add_argument("--root", default="runs/cmp")
+    parser.add_argument("--teacher")
+    args = parser.parse_args()
+    teacher_dir = Path(args.teacher or f"runs/glue/{args.task}/teacher")
+    teacher = json.loads((teacher_dir / "results.json").read_text())
+    t_latency = Path(args.root) / "latency" / args.task / "teacher" / "results.json"
+    if t_latency.is_file():
+        teacher["latency_ms"] = json.loads(t_latency.read_text()).get("latency_ms")
+    key, t_value = main_metric(teacher)
+    cols = "accuracy / F1" if "f1" in teacher["metrics"] else "accuracy"
+    print(f"| method (config) | student params | dev {cols} | {key} kept vs teacher | CPU ms, batch 1 | "
+          f"no-teacher twin: dev {cols} | twin | gain over twin ({key}, points) |")
+    print("|---|---|---|---|---|---|---|---|")
+    print(f"| teacher (teacher.config) | {teacher['params']:,} | {describe(teacher['metrics'])} | 100% | "
+          f"{teacher.get('latency_ms', '-')} | - | - | - |")
+    for method, config, run, twin, twin_what in ROWS:
+        try:
+            mine, theirs = load(args.root, args.task, run), load(args.root, args.task, twin)
+        except FileNotFoundError as err:
+            print(f"| {method} ({config}) | missing: {err.filename} | | | | | | |")
+            continue
+        _, m = main_metric(mine)
+        _, t = main_metric(theirs)
+        print(f"| {method} ({config}) | {mine['params']:,} | {describe(mine['metrics'])} | {100 * m / t_value:.1f}% | "
+              f"{mine.get('latency_ms', '-')} | {describe(theirs['metrics'])} | {twin_what} | {100 * (m - t):+.2f} |")
+
+
+if __name__ == "__main__":
+    main()
