@@ -126,6 +126,9 @@ class Config:
         for section, keys in self.schema.items():
             lines.append(f"\n[{section}]")
             for key in keys:
+                if (section, key) == ("config", "base"):  # already applied: the file stands alone
+                    lines.append(f"# inherited from {self.values[(section, key)] or 'no base'} (applied above)\n{key} =")
+                    continue
                 value = self.values[(section, key)]
                 text = ",".join(map(str, value)) if isinstance(value, list) else str(value).lower() if isinstance(value, bool) else "" if value is None else str(value)
                 lines.append(f"# from {self.sources[(section, key)]}\n{key} = {text}")

@@ -114,3 +114,16 @@ def test_every_declared_key_is_read_by_some_code():
     unread = [f"[{s}] {k}" for s, keys in load_schema().items() for k in keys
               if f'"{k}"' not in code and f"_{k.split('_')[-1]}\"" not in code and k != "base"]
     assert unread == []
+
+
+def test_resolved_config_stands_alone_without_its_bases(write_config, tmp_path):
+    write_config("base.config", "[train]\nepoch = 7\n")
+    path = write_config("run.config", "[config]\nbase = base.config\n[model]\nmodel_name = kd\n")
+    config = load_config(path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "config.ini").write_text(config.to_ini())
+    again = load_config(elsewhere / "config.ini")  # base.config is not beside it, and is not needed
+    assert again.get("train", "epoch") == 7 and again.get("config", "base") in ([], None, "")
+    assert {k: v for k, v in again.values.items() if k != ("config", "base")} == \
+        {k: v for k, v in config.values.items() if k != ("config", "base")}

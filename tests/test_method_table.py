@@ -18,11 +18,11 @@ def test_rows_gain_and_kept_share(tmp_path):
     write_run(root / "T" / "baseline", {"accuracy": 0.70}, 100, 3.1)
     write_run(root / "T" / "theseus" / "phase2", {"accuracy": 0.72}, 100)
     write_run(root / "T" / "theseus_baseline", {"accuracy": 0.73}, 100)
-    write_run(root / "latency" / "T" / "kd", {"accuracy": 0.76}, 100, 2.5)
+    write_run(root / "latency" / "T" / "kd", {"accuracy": 0.76}, 100, 2.5)  # same shape as theseus: serves both
     out = subprocess.run([sys.executable, str(REPO / "tools" / "method_table.py"), "T", "--root", str(root),
                           "--teacher", str(tmp_path / "teacher")], capture_output=True, text=True, check=True).stdout
     rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines()}
     assert rows["kd (kd.config)"].endswith("| 76.00 | 95.0% | 2.5 | 70.00 | first 2 pretrained layers, labels only | +6.00 |")
-    assert "| 72.00 | 90.0% | None | 73.00 |" in rows["theseus (theseus_pipeline.config)"]
+    assert "| 72.00 | 90.0% | 2.5 | 73.00 |" in rows["theseus (theseus_pipeline.config)"]
     assert rows["theseus (theseus_pipeline.config)"].endswith("| -1.00 |")
     assert "missing" in rows["pkd (pkd.config)"]

@@ -62,8 +62,12 @@ sst2() {
   sst2_bilstm
   run SST-2/pkd --config $T/pkd.config $B --set train.epoch=2
   run SST-2/theseus_baseline --config $T/theseus_baseline.config $B --set train.epoch=2
-  run SST-2/theseus_phase1 --config $T/theseus.config $B --set train.epoch=1 --set theseus.scheduler_linear_k=0.011
+  # Theseus phase 1 with the paper's main setting, a constant replacing rate of 0.5 (the linear curriculum
+  # reaching p = 1 halfway through this short phase left the successor unusable alone: theseus_linear*)
+  run SST-2/theseus_phase1 --config $T/theseus.config $B --set train.epoch=1 --set theseus.scheduler_type=constant --set theseus.replacing_rate=0.5
   run SST-2/theseus --config $T/theseus_finetune.config $B --set train.epoch=1 --set model.pretrained=runs/cmp/SST-2/theseus_phase1/student
+  run SST-2/theseus_linear_phase1 --config $T/theseus.config $B --set train.epoch=1 --set theseus.scheduler_linear_k=0.011
+  run SST-2/theseus_linear --config $T/theseus_finetune.config $B --set train.epoch=1 --set model.pretrained=runs/cmp/SST-2/theseus_linear_phase1/student
   run SST-2/minilmv2 --config $T/minilmv2.config $B --set train.epoch=2 --set model.pretrained=$G/minilmv2/student
   # MiniLMv2's twin is SST-2/baseline (the same first two pretrained layers, labels only)
   run SST-2/tinybert_intermediate --config $T/tinybert_intermediate.config ${B#--do_test } --set train.epoch=1 --set model.pretrained=$G/tinybert/student
@@ -86,7 +90,7 @@ mrpc() {
   run MRPC/bilstm_baseline --config $T/bilstm_baseline.config $B --set train.epoch=20 --set train.eval_steps=0
   run MRPC/pkd --config $T/pkd.config $B --set train.epoch=2
   run MRPC/theseus_baseline --config $T/theseus_baseline.config $B --set train.epoch=2
-  run MRPC/theseus_phase1 --config $T/theseus.config $B --set train.epoch=1 --set theseus.scheduler_linear_k=0.012
+  run MRPC/theseus_phase1 --config $T/theseus.config $B --set train.epoch=1 --set theseus.scheduler_type=constant --set theseus.replacing_rate=0.5
   run MRPC/theseus --config $T/theseus_finetune.config $B --set train.epoch=1 --set model.pretrained=runs/cmp/MRPC/theseus_phase1/student
   wait_for runs/cmp/general/tinybert/DONE
   run MRPC/minilmv2 --config $T/minilmv2.config $B --set train.epoch=3 --set model.pretrained=$G/minilmv2/student
@@ -97,6 +101,16 @@ mrpc() {
   wait_for runs/cmp/general/distilbert/DONE.json
   run MRPC/distilbert --config $T/distilbert.config $B --set train.epoch=2 --set model.pretrained=$G/distilbert/student
   run MRPC/distilbert_baseline --config $T/distilbert_baseline.config $B --set train.epoch=2
+}
+
+third_queue() {  # run beside `sst2` and `mrpc` by a third process in the measured session (they skip what it finished)
+  local G=runs/cmp/general
+  local B="--do_test --set train.eval_steps=40 --set eval.latency_batches=0"
+  run MRPC/distilbert_baseline --config config/glue/MRPC/distilbert_baseline.config $B --set train.epoch=2
+  run MRPC/distilbert --config config/glue/MRPC/distilbert.config $B --set train.epoch=2 --set model.pretrained=$G/distilbert/student
+  B="--do_test --set data.max_examples=4000 --set train.eval_steps=25 --set eval.latency_batches=0"
+  run SST-2/theseus_phase1 --config config/glue/SST-2/theseus.config $B --set train.epoch=1 --set theseus.scheduler_type=constant --set theseus.replacing_rate=0.5
+  run SST-2/theseus --config config/glue/SST-2/theseus_finetune.config $B --set train.epoch=1 --set model.pretrained=runs/cmp/SST-2/theseus_phase1/student
 }
 
 for what in "$@"; do "$what"; done

@@ -1,19 +1,17 @@
 #!/usr/bin/env bash
-# Batch-1 CPU latency of every tested run under runs/cmp/<TASK> (and the teacher), measured one model at a
-# time by test.py on the first 50 dev examples, so no other run shares the cores. Output:
-# runs/cmp/latency/<TASK>/<run>/results.json, read by tools/method_table.py.
-#   bash tools/latency_runs.sh SST-2 MRPC
+# Batch-1 CPU latency of the teacher and of one run per student architecture, measured one model at a
+# time by test.py on the first 50 dev examples (latency depends on the architecture, not the weights;
+# tools/method_table.py matches runs to these by parameter count). Output: runs/cmp/latency/<TASK>/<run>/results.json
+#   OMP_NUM_THREADS=1 bash tools/latency_runs.sh SST-2 MRPC
 set -u
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 for task in "$@"; do
-  $PY test.py --config runs/glue/$task/teacher/config.ini --checkpoint runs/glue/$task/teacher \
-      --logdir runs/cmp/latency/$task/teacher --set eval.latency_batches=50 > /dev/null
-  for results in runs/cmp/$task/*/results.json runs/cmp/$task/*/phase2/results.json; do
-    [ -f "$results" ] || continue
-    dir=$(dirname "$results")
-    name=${dir#runs/cmp/$task/}; name=${name%/phase2}
-    $PY test.py --config "$dir/config.ini" --checkpoint "$dir" --logdir "runs/cmp/latency/$task/$name" \
+  for run in runs/glue/$task/teacher runs/cmp/$task/kd runs/cmp/$task/distilbert runs/cmp/$task/distilled_bilstm; do
+    [ -f "$run/config.ini" ] || { echo "!! $run: no run"; continue; }
+    name=$(basename "$run")
+    sed -i 's/^base = .*/base =/' "$run/config.ini"  # runs made before config.ini stood alone
+    $PY test.py --config "$run/config.ini" --checkpoint "$run" --logdir "runs/cmp/latency/$task/$name" \
         --set eval.latency_batches=50 > /dev/null || echo "!! $task/$name failed"
   done
 done

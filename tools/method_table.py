@@ -2,8 +2,8 @@
 no-teacher twin, with size, dev metric, share of the teacher's metric kept, and batch-1 CPU latency.
 
   python tools/method_table.py SST-2 [--root runs/cmp] [--teacher runs/glue/SST-2/teacher]
-Latency comes from <root>/latency/<TASK>/<run>/results.json (tools/latency_runs.sh, one model at a time)
-when present, else from the run's own results.json.
+Latency comes from <root>/latency/<TASK>/*/results.json (tools/latency_runs.sh, one model at a time), matched
+by parameter count (one measurement per student architecture), else from the run's own results.json.
 """
 import argparse
 import json
@@ -27,12 +27,22 @@ def result_dir(root, task, name):
     return path / "phase2" if (path / "phase2" / "results.json").is_file() else path
 
 
-def load(root, task, name):
+def measured_latencies(root, task):
+    """{architecture (layers, params): latency} from tools/latency_runs.sh: latency depends on the
+    architecture, not the weights, so one measurement per student shape serves every run of that shape."""
+    found = {}
+    for path in sorted((Path(root) / "latency" / task).glob("*/results.json")):
+        results = json.loads(path.read_text())
+        if results.get("latency_ms") is not None:
+            found[results["params"]] = results["latency_ms"]
+    return found
+
+
+def load(root, task, name, latencies=None):
     path = result_dir(root, task, name)
     results = json.loads((path / "results.json").read_text())
-    latency_file = Path(root) / "latency" / task / name / "results.json"
-    if latency_file.is_file():
-        results["latency_ms"] = json.loads(latency_file.read_text()).get("latency_ms")
+    if latencies and results["params"] in latencies:
+        results["latency_ms"] = latencies[results["params"]]
     return results
 
 
@@ -56,9 +66,8 @@ def main():
     args = parser.parse_args()
     teacher_dir = Path(args.teacher or f"runs/glue/{args.task}/teacher")
     teacher = json.loads((teacher_dir / "results.json").read_text())
-    t_latency = Path(args.root) / "latency" / args.task / "teacher" / "results.json"
-    if t_latency.is_file():
-        teacher["latency_ms"] = json.loads(t_latency.read_text()).get("latency_ms")
+    latencies = measured_latencies(args.root, args.task)
+    teacher["latency_ms"] = latencies.get(teacher["params"], teacher.get("latency_ms"))
     key, t_value = main_metric(teacher)
     cols = "accuracy / F1" if "f1" in teacher["metrics"] else "accuracy"
     print(f"| method (config) | student params | dev {cols} | {key} kept vs teacher | CPU ms, batch 1 | "
@@ -68,7 +77,7 @@ def main():
           f"{teacher.get('latency_ms', '-')} | - | - | - |")
     for method, config, run, twin, twin_what in ROWS:
         try:
-            mine, theirs = load(args.root, args.task, run), load(args.root, args.task, twin)
+            mine, theirs = load(args.root, args.task, run, latencies), load(args.root, args.task, twin)
         except FileNotFoundError as err:
             print(f"| {method} ({config}) | missing: {err.filename} | | | | | | |")
             continue
