@@ -20,16 +20,6 @@ from tools.augment_tang import tang_augment, tang_augment_many
 from utils.errors import ConfigError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """On 2 shared cores, tiny LSTM ops spend their time waiting for the second OpenMP thread (a 4-step
-    forward took 180 ms with 2 threads under load, 0.2 ms with 1); nothing here measures threading."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def bl_text(model_dir, data_dir, name="distilled_bilstm", **sections):
     base = {"data": {"formatter_type": "word_vocab"}, "bilstm": {"hidden_size": 16, "fc_size": 16},
             "distill": {"teacher": str(model_dir), "kd_loss": "mse", "soft_weight": 1.0, "hard_weight": 0.5},

@@ -62,15 +62,6 @@ def assert_resumes_bitwise(tmp_path, full, text, name, step=2):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and the shared 2-core machine is not oversubscribed."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def text_data(tmp_path_factory):
     return write_text_data(tmp_path_factory.mktemp("text"))
