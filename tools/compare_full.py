@@ -1,0 +1,182 @@
+"""The method-vs-twin comparison at full budgets: every issue-3 method and the same student trained without
+a teacher, on the full training set, several seeds, run as a dependency graph of plain train.py commands,
+N at a time (one GPU holds many of these small jobs; on CPU use --jobs 1).
+
+  python tools/compare_full.py --tasks SST-2 MRPC --seeds 1 2 3 --jobs 12 --gpu 0 [--dry]
+  python tools/method_table.py SST-2 --root runs/full     # mean +- std over the seeds found
+
+Layout under --root (default runs/full): teachers/<TASK>, general/{mlm_head,distilbert,minilmv2,tinybert},
+aug/<TASK>/tang.tsv, s<SEED>/<TASK>/<run>, logs/<job>.log, done/<job>. Re-running skips finished jobs and
+resumes unfinished ones from their last checkpoint. Budgets: --epochs E per task (two-stage methods,
+Theseus and TinyBERT, spend E/2 epochs in each stage, so every student and its twin see E epochs of data).
+"""
+import argparse
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TWO_STAGE_SPLIT = 2
+
+
+class Job:
+    def __init__(self, name, cmd, logdir, deps=(), resumable=True):
+        self.name, self.cmd, self.logdir, self.deps, self.resumable = name, cmd, Path(logdir), list(deps), resumable
+
+
+def train(config, logdir, *sets, seed=None, test=True):
+    """A train.py command; latency is measured separately on CPU, one model at a time (tools/latency_runs.sh)."""
+    cmd = [sys.executable, "train.py", "--config", config, "--logdir", str(logdir), "--set", "eval.latency_batches=0",
+           "--set", "output.tensorboard=false"]
+    cmd += ["--do_test"] if test else []
+    cmd += ["--seed", str(seed)] if seed is not None else []
+    for item in sets:
+        cmd += ["--set", item]
+    return cmd
+
+
+def general_jobs(root, steps):
+    g = root / "general"
+    return [
+        Job("general_distilbert", train("config/general/distilbert_pipeline.config", g, f"train.max_steps={steps}",
+                                        test=False), g, resumable=False),
+        Job("general_minilmv2", train("config/general/minilmv2_general.config", g / "minilmv2",
+                                      f"train.max_steps={steps}", test=False), g / "minilmv2"),
+        Job("general_tinybert", train("config/general/tinybert_general.config", g / "tinybert",
+                                      f"train.max_steps={steps}", test=False), g / "tinybert"),
+    ]
+
+
+def task_jobs(root, task, seeds, epochs, n_aug):
+    """The teacher, the Tang transfer set, then per seed every method next to its twin."""
+    c, g, teacher = f"config/glue/{task}", root / "general", root / "teachers" / task
+    aug = root / "aug" / task / "tang.tsv"
+    jobs = [Job(f"{task}_teacher", train(f"{c}/teacher.config", teacher), teacher),
+            Job(f"{task}_aug", [sys.executable, "tools/augment.py", "--method", "tang", "--task", task,
+                                "--input", f"../shared/data/glue/{task}/train.tsv", "--output", str(aug),
+                                "--n_aug", str(n_aug)], aug.parent, resumable=False)]
+    half = max(1, epochs // TWO_STAGE_SPLIT)
+    T = f"distill.teacher={teacher}"
+    E, H = f"train.epoch={epochs}", f"train.epoch={half}"
+    no_aug, tang = "data.use_aug=false", [f"data.use_aug=true", f"data.aug_file={aug}"]
+    for seed in seeds:
+        d = root / f"s{seed}" / task
+        t, a = f"{task}_teacher", f"{task}_aug"
+        spec = [  # name, config, deps, sets
+            ("kd", "kd.config", [t], [T, E]),
+            ("baseline", "baseline.config", [], [E]),
+            ("pkd", "pkd.config", [t], [T, E]),
+            ("theseus_baseline", "theseus_baseline.config", [t], [f"model.pretrained={teacher}", E]),
+            ("theseus_phase1", "theseus.config", [t], [T, H]),
+            ("theseus", "theseus_finetune.config", ["theseus_phase1"],
+             [f"model.pretrained={d / 'theseus_phase1' / 'student'}", H]),
+            ("distilled_bilstm", "distilled_bilstm.config", [t, a], [T, E, *tang]),
+            ("bilstm_baseline", "bilstm_baseline.config", [a], [E, *tang]),
+            ("tinybert_intermediate", "tinybert_intermediate.config", [t, "general_tinybert"],
+             [T, H, no_aug, f"model.pretrained={g / 'tinybert'}"]),
+            ("tinybert", "tinybert_prediction.config", ["tinybert_intermediate"],
+             [T, H, no_aug, f"model.pretrained={d / 'tinybert_intermediate' / 'student'}"]),
+            ("tinybert_baseline", "tinybert_baseline.config", ["general_tinybert"],
+             [E, no_aug, f"model.pretrained={g / 'tinybert'}"]),
+            ("distilbert", "distilbert.config", [t, "general_distilbert"],
+             [T, E, f"model.pretrained={g / 'distilbert' / 'student'}"]),
+            ("distilbert_baseline", "distilbert_baseline.config", [], [E]),
+            ("minilmv2", "minilmv2.config", [t, "general_minilmv2"],
+             [T, E, f"model.pretrained={g / 'minilmv2' / 'student'}"]),
+        ]
+        local = {name for name, *_ in spec}
+        for name, config, deps, sets in spec:
+            deps = [f"s{seed}_{task}_{x}" if x in local else x for x in deps]
+            test = name not in ("theseus_phase1", "tinybert_intermediate")
+            jobs.append(Job(f"s{seed}_{task}_{name}", train(f"{c}/{config}", d / name, *sets, seed=seed, test=test),
+                            d / name, deps))
+    return jobs
+
+
+def launch(job, root, gpu):
+    cmd = list(job.cmd)
+    if gpu is not None and cmd[1] == "train.py":
+        cmd += ["--gpu", gpu]
+    if job.resumable and any((job.logdir / "checkpoints").glob("step-*.pt")):  # a killed run may have none yet
+        cmd += ["--checkpoint", str(job.logdir)]
+    log = open(root / "logs" / f"{job.name}.log", "a")
+    log.write(f"$ {shlex.join(cmd)}\n")
+    log.flush()
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log
+
+
+def run_graph(jobs, root, parallel, gpu):
+    """Start every job whose dependencies are done, at most `parallel` at once; a failed job's dependants
+    are skipped. Writes done/<job> (with its seconds) on success."""
+    (root / "logs").mkdir(parents=True, exist_ok=True)
+    (root / "done").mkdir(parents=True, exist_ok=True)
+    done = {j.name for j in jobs if (root / "done" / j.name).is_file()}
+    failed, running = set(), {}
+    pending = [j for j in jobs if j.name not in done]
+    while pending or running:
+        for name, (proc, log, start) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            log.close()
+            del running[name]
+            seconds = time.time() - start
+            if proc.returncode == 0:
+                done.add(name)
+                (root / "done" / name).write_text(f"{seconds:.0f}\n")
+                print(f"done   {name} ({seconds:.0f} s)", flush=True)
+            else:
+                failed.add(name)
+                print(f"FAILED {name} (rc {proc.returncode}; {root / 'logs' / name}.log)", flush=True)
+        for job in list(pending):
+            if any(d in failed for d in job.deps):
+                pending.remove(job)
+                failed.add(job.name)
+                print(f"skip   {job.name} (a dependency failed)", flush=True)
+            elif len(running) < parallel and all(d in done for d in job.deps):
+                pending.remove(job)
+                job.logdir.parent.mkdir(parents=True, exist_ok=True)
+                proc, log = launch(job, root, gpu)
+                running[job.name] = (proc, log, time.time())
+                print(f"start  {job.name}", flush=True)
+        time.sleep(2)
+    return failed
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", default=["SST-2", "MRPC"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--epochs", nargs="+", default=["SST-2=2", "MRPC=6"], help="TASK=E, student epochs")
+    parser.add_argument("--n_aug", type=int, default=4, help="Tang transfer-set copies per training text")
+    parser.add_argument("--general_steps", type=int, default=2000)
+    parser.add_argument("--root", default="runs/full")
+    parser.add_argument("--jobs", type=int, default=1, help="jobs at once")
+    parser.add_argument("--gpu", default=None, help="GPU id passed to every train.py (omit: CPU)")
+    parser.add_argument("--only", nargs="*", default=None, help="run only these jobs (and what they need)")
+    parser.add_argument("--dry", action="store_true", help="print the jobs and exit")
+    args = parser.parse_args()
+    root = Path(args.root)
+    epochs = dict(item.split("=") for item in args.epochs)
+    jobs = general_jobs(root, args.general_steps)
+    for task in args.tasks:
+        jobs += task_jobs(root, task, args.seeds, int(epochs[task]), args.n_aug)
+    jobs.sort(key=lambda j: not j.name.endswith(("_teacher", "_aug")))  # the critical path first (stable)
+    if args.only is not None:
+        by_name, keep, todo = {j.name: j for j in jobs}, set(), list(args.only)
+        while todo:
+            name = todo.pop()
+            if name not in keep:
+                keep.add(name)
+                todo += by_name[name].deps
+        jobs = [j for j in jobs if j.name in keep]
+    if args.dry:
+        for job in jobs:
+            print(job.name, "<-", ",".join(job.deps) or "-", "|", shlex.join(job.cmd))
+        return
+    failed = run_graph(jobs, root, args.jobs, args.gpu)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
