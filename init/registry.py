@@ -37,6 +37,26 @@ evaluator_list = {"glue": GlueEvaluator, "accuracy": AccuracyEvaluator, "acc_f1"
 formatter_list["mlm"] = MLMFormatter
 model_list["mlm_head"], model_list["distilbert"], model_list["minilmv2"] = MLMHead, DistilBERT, MiniLMv2
 evaluator_list["mlm"] = MLMEvaluator
+# multilingual sentence-embedding distillation (seed 000: mul_mse, Ding et al. 2022's multi-stage framework)
+from dataset.parallel import ParallelDataset  # noqa: E402
+from evaluator.multilingual import MultilingualEvaluator  # noqa: E402
+from formatter.parallel import ParallelFormatter  # noqa: E402
+from model.bottle_distill import BottleDistill  # noqa: E402
+from model.mul_mse import MulMSE  # noqa: E402
+from model.rec_distill import RecBottleDistill, RecDistill  # noqa: E402
+from model.rec_mcl import RecBottleBool, RecBottleCE, RecBottleMCL, RecBottleMSE, RecMCL  # noqa: E402
+dataset_list["parallel"], formatter_list["parallel"], evaluator_list["multilingual"] = \
+    ParallelDataset, ParallelFormatter, MultilingualEvaluator
+model_list.update({"mul_mse": MulMSE, "bottle_distill": BottleDistill, "rec_distill": RecDistill,
+                   "rec_bottle_distill": RecBottleDistill, "rec_bottle_mcl": RecBottleMCL, "rec_mcl": RecMCL,
+                   "rec_bottle_mse": RecBottleMSE, "rec_bottle_bool": RecBottleBool, "rec_bottle_ce": RecBottleCE})
+from dataset.jsonl_split import JsonlSplitDataset  # noqa: E402  (text matching, issue 4)
+from formatter.bipartition import BipartitionFormatter  # noqa: E402
+from model.bert_bipartition import BertBipartition  # noqa: E402
+from model.dc_bert import DCBert  # noqa: E402
+from model.virt import VIRT  # noqa: E402
+dataset_list["jsonl_split"], formatter_list["bipartition"] = JsonlSplitDataset, BipartitionFormatter
+model_list.update({"bert_bipartition": BertBipartition, "virt": VIRT, "dc_bert": DCBert})
 optimizer_list = {"adamw": build_adamw, "adam": build_adam, "sgd": build_sgd}
 scheduler_list = {"linear": build_linear, "cosine": build_cosine, "constant": build_constant}
 

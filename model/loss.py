@@ -122,3 +122,41 @@ def relation_kl_loss(student_x, teacher_x, num_heads, mask=None):
         terms = torch.where(mask[:, None, None, :] == 0, torch.zeros_like(terms), terms)
     kl = terms.sum(-1)  # (B, heads, L)
     return kl.mean() if mask is None else _masked_mean(kl, mask)
+
+
+# --- multilingual sentence-embedding distillation (Ding et al. 2022; model/multistage.py) ---
+def cos_sim_matrix(a, b):
+    """(B, H), (C, H) -> (B, C) cosine similarities (the in-batch similarity matrix the MCL terms compare)."""
+    return F.normalize(a.float(), dim=-1) @ F.normalize(b.float(), dim=-1).T
+
+
+def mcl_loss(student_src, student_tgt, teacher_src):
+    """Ding et al.'s multilingual contrastive term (their released rec_bottle_mcl): MSE between the student's
+    cross-lingual similarity matrix cos(s_src_i, s_tgt_j) and the teacher's cos(t_src_i, t_src_j), which serves as
+    soft labels for every in-batch pair, negatives included."""
+    return F.mse_loss(cos_sim_matrix(student_src, student_tgt), cos_sim_matrix(teacher_src, teacher_src))
+
+
+def bool_sim_loss(student_src, student_tgt):
+    """The paper's 'Bool' alternative to MCL: MSE between cos(s_src_i, s_tgt_j) and the identity (1 for the
+    translation, 0 for every other in-batch sentence)."""
+    sims = cos_sim_matrix(student_src, student_tgt)
+    return F.mse_loss(sims, torch.eye(sims.shape[0], sims.shape[1], device=sims.device))
+
+
+def in_batch_ce_loss(student_src, student_tgt, scale=20.0):
+    """The paper's 'CE' alternative to MCL (InfoNCE): cross-entropy of scale * cos(s_src_i, s_tgt_j) over j,
+    the translation j = i being the target."""
+    sims = cos_sim_matrix(student_src, student_tgt) * scale
+    return F.cross_entropy(sims, torch.arange(sims.shape[0], device=sims.device))
+
+
+# --- text matching: VIRT (Li et al. 2022; model/virt.py) ---
+def virtual_attention_loss(student_att, teacher_att, row_mask, col_mask):
+    """VIRT's virtual-interaction loss for one layer and one direction x->y: MSE between the student's virtual
+    attention map (B, heads, m, n), computed from the two towers' own states, and the teacher's cross-attention
+    submatrix of the same shape. Only valid (row, column) token pairs count (row_mask (B, m), col_mask (B, n));
+    averaged over heads and valid pairs."""
+    sq = (student_att.float() - teacher_att.float()).pow(2)
+    pair = (row_mask[:, None, :, None] * col_mask[:, None, None, :]).to(sq.dtype).expand_as(sq)
+    return (sq * pair).sum() / pair.sum().clamp(min=1)

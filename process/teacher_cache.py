@@ -50,6 +50,9 @@ def teacher_logits(run):
 
 def build_teacher_cache(run):
     """Fill the model's teacher-logit cache when [distill] cache_teacher allows it; returns seconds spent."""
+    prepare = getattr(run.model, "prepare_teacher", None)
+    if prepare is not None:  # methods with their own teacher-output cache (model/multistage.py, sentence embeddings)
+        return prepare(run)
     if not wants_cache(run):
         return 0.0
     start = time.perf_counter()

@@ -24,14 +24,15 @@ def efficiency(run, split):
     report = {"params": count_params(model.student_model())}
     n = run.config.get("eval", "latency_batches")
     batches = single_example_batches(run, split, n) if n else []
-    if batches:
+    if batches and not getattr(model, "two_tower", False):  # two-tower models: online latency via process/doc_cache.py
         with torch.inference_mode():
             report["latency_ms"] = latency_ms(model.student_model(), [student_inputs(b) for b in batches])
     if model.teacher is not None:
         report["teacher_params"] = count_params(model.teacher)
         if batches:
             report["teacher_latency_ms"] = latency_ms(model.teacher, [teacher_inputs(b) for b in batches])  # its own inputs
-            report["speedup_vs_teacher"] = round(report["teacher_latency_ms"] / report["latency_ms"], 2)
+            if report.get("latency_ms"):
+                report["speedup_vs_teacher"] = round(report["teacher_latency_ms"] / report["latency_ms"], 2)
     return report
 
 
@@ -40,6 +41,15 @@ def run_test(run, logdir, split="test"):
     metrics, _ = evaluate(run, split)
     results = {"config": str(run.config.path), "checkpoint": run.checkpoint, "metrics": metrics}
     results.update(efficiency(run, split) if run.info.is_main else {})
+    if hasattr(run.model, "analytic_flops"):  # text-matching models: FLOPs split offline / online (utils/flops.py)
+        results["flops"], results["params_with_heads"] = run.model.analytic_flops(), count_params(run.model)
+    if getattr(run.model, "two_tower", False) and run.config.get("match", "eval_through_cache") and run.info.world == 1:
+        from process.doc_cache import evaluate_through_cache
+        metrics, results["two_tower"] = evaluate_through_cache(run, split)  # what a deployment measures
+        results["direct_metrics"], results["metrics"] = results["metrics"], metrics
+        results["latency_ms"] = results["two_tower"].get("online_latency_ms")
+        if results.get("teacher_latency_ms") and results["latency_ms"]:
+            results["speedup_vs_teacher"] = round(results["teacher_latency_ms"] / results["latency_ms"], 2)
     if run.info.is_main:
         write_json(Path(logdir) / "results.json", results)
         get_logger().info("test results written to %s", Path(logdir) / "results.json")

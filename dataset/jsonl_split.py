@@ -1,0 +1,35 @@
+"""A JSONL file split deterministically into train and held-out parts (BoolQ: only its public dev file exists).
+
+Line i (0-based, among non-empty lines) of [data] train_file goes to the held-out part when
+i % [match] split_every == split_every - 1, else to train; the valid and test modes both read the held-out
+part. With split_every = 5 BoolQ's 3,270 dev questions give 2,616 train / 654 held-out. No shuffling,
+no seed: the split is a fixed function of the file. Field names and labels come from [data] as for jsonl."""
+from dataset.jsonl import read_jsonl
+from dataset.text_lines import ExamplesDataset, check_not_empty
+from utils.errors import ConfigError
+from utils.paths import data_file
+
+
+def split_rows(rows, every, mode):
+    keep_heldout = mode != "train"
+    return [row for i, row in enumerate(rows) if (i % every == every - 1) == keep_heldout]
+
+
+class JsonlSplitDataset(ExamplesDataset):
+    def __init__(self, config, mode):
+        self.mode = mode
+        every = config.get("match", "split_every")
+        if every < 2:
+            raise ConfigError(f"{config.source('match', 'split_every')}: [match] split_every = {every}: must be >= 2")
+        text_a = config.get("data", "text_a_field")
+        if not text_a:
+            raise ConfigError("[data] text_a_field: required for JSONL data but empty")
+        label_field = config.get("data", "label_field") or None
+        self.label_list = list(config.get("data", "label_list") or []) or None
+        self.is_regression = label_field is not None and self.label_list is None
+        self.path = data_file(config, "train")
+        rows = read_jsonl(self.path, text_a, config.get("data", "text_b_field") or None, label_field, self.label_list)
+        self.examples = check_not_empty(split_rows(rows, every, mode), self.path)
+        limit = config.get("data", "max_examples")
+        if mode == "train" and limit > 0:
+            self.examples = self.examples[:limit]

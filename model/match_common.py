@@ -1,0 +1,119 @@
+"""Shared pieces of the text-matching methods (bert_bipartition, virt, dc_bert): mean pooling over valid
+tokens, the teacher's pooled logits and cross attention, tower inputs, and exporting method heads."""
+import json
+from pathlib import Path
+
+import torch
+
+from model.features import attention_scores, capture_qkv
+from model.hf_loader import load_classifier, resolve_model_path
+from utils.errors import ConfigError
+
+HEAD_FILE = "match_head.safetensors"
+
+
+def mean_pool(hidden, mask):
+    """Mean of token states (B, L, H) over positions whose mask (B, L) is 1 (PAD positions left out)."""
+    mask = mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
+def tower_inputs(batch, side):
+    """input_ids / attention_mask of the query (side 'a') or document (side 'b') tower."""
+    return {"input_ids": batch[f"{side}_input_ids"], "attention_mask": batch[f"{side}_attention_mask"]}
+
+
+def joint_inputs(batch):
+    return {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+
+
+def drop_pooler(model):
+    """Mean-pooled tower encoders (BertModel) never use BERT's [CLS] pooler: removing it keeps DDP free of
+    unused parameters and FLOPs counts honest (a reload re-creates it, unused)."""
+    base = getattr(model, "base_model", model)
+    if getattr(base, "pooler", None) is not None:
+        base.pooler = None
+    return model
+
+
+def pooled_logits(model, inputs, pooling, output_hidden_states=False):
+    """(logits, outputs) of a BERT-family sequence classifier under the matching pooling: mean over valid
+    tokens (seed 002's bipartition teacher) through its dropout + classifier, or its own [CLS] head."""
+    if pooling == "cls":
+        out = model(**inputs, output_hidden_states=output_hidden_states)
+        return out.logits, out
+    out = model.base_model(**inputs, output_hidden_states=output_hidden_states)
+    return model.classifier(model.dropout(mean_pool(out.last_hidden_state, inputs["attention_mask"]))), out
+
+
+def check_bert_classifier(model, key):
+    if not (hasattr(model, "base_model") and isinstance(getattr(model, "classifier", None), torch.nn.Linear)
+            and hasattr(model, "dropout")):
+        raise ConfigError(f"{key}: matching needs a BERT-family classifier (base_model, dropout, linear classifier); "
+                          f"got {type(model).__name__}")
+
+
+def load_match_teacher(config, labels):
+    """The cross-encoder teacher and its pooling ('mean' for a bert_bipartition export, else 'cls')."""
+    path = resolve_model_path(config.get("distill", "teacher"), "[distill] teacher")
+    teacher = load_classifier(path, "[distill] teacher")
+    check_bert_classifier(teacher, "[distill] teacher")
+    if teacher.config.num_labels != labels:
+        raise ConfigError(f"[distill] teacher: {path} has {teacher.config.num_labels} labels, the data has {labels}")
+    return teacher, getattr(teacher.config, "pooling_strategy", "cls")
+
+
+def teacher_cross_attention(teacher, pooling, inputs, layers, query_length, renormalize=True):
+    """(teacher logits, maps): per mapped teacher layer, (x->y, y->x) attention probabilities (B, heads, Lq, Ld-1) / (B, heads, Ld-1, Lq)
+    between the query part (positions < Lq) and the document part of the bipartition input.
+    renormalize: softmax of the teacher's scores over the other text's valid tokens only (each row a distribution,
+    as the student's virtual attention is); else the submatrix of its full attention map."""
+    mask = inputs["attention_mask"]
+    heads = teacher.config.num_attention_heads
+    with torch.inference_mode(), capture_qkv(teacher, layers, ("query", "key"), "[distill] teacher layer") as store:
+        logits = pooled_logits(teacher, inputs, pooling)[0]
+        maps = []
+        for layer in layers:
+            q, k = store[(layer, "query")], store[(layer, "key")]
+            if renormalize:
+                xy = attention_scores(q[:, :query_length], k[:, query_length:], heads, mask[:, query_length:]).softmax(-1)
+                yx = attention_scores(q[:, query_length:], k[:, :query_length], heads, mask[:, :query_length]).softmax(-1)
+            else:
+                full = attention_scores(q, k, heads, mask).softmax(-1)
+                xy, yx = full[:, :, :query_length, query_length:], full[:, :, query_length:, :query_length]
+            maps.append((xy, yx))
+    # cloned outside inference_mode: plain tensors autograd may save for the student's backward
+    return logits.clone(), [(xy.clone(), yx.clone()) for xy, yx in maps]
+
+
+def export_heads(method, directory, info):
+    """Save the method's heads (everything trainable beside the exported encoder) next to the HF export, so
+    the matching model is complete on disk: match_head.safetensors + match_head.json (what built them)."""
+    from safetensors.torch import save_file
+    state = {k: v.detach().contiguous().cpu() for k, v in method.heads_state().items() if torch.is_tensor(v)}
+    if state:
+        save_file(state, str(Path(directory) / HEAD_FILE))
+    (Path(directory) / "match_head.json").write_text(json.dumps(info, indent=1) + "\n")
+
+
+def check_positions(model, length, key):
+    """The joint (or interaction) sequence must fit the model's position table."""
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit is not None and length > limit:
+        raise ConfigError(f"[match] max_seq_length_query + max_seq_length_doc - 1 = {length}: {key} has only {limit} positions")
+
+
+def masked_softmax(scores, key_mask):
+    """softmax over the last axis with keys whose mask (B, n) is 0 left out."""
+    return scores.masked_fill(key_mask[:, None, :] == 0, torch.finfo(scores.dtype).min).softmax(-1)
+
+
+def pair_features(u, v):
+    """SBERT's classifier input [u, v, |u - v|, u * v] (Reimers & Gurevych 2019)."""
+    return torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
+
+
+def teacher_logits(teacher, pooling, inputs):
+    with torch.inference_mode():
+        logits = pooled_logits(teacher, inputs, pooling)[0]
+    return logits.clone()  # outside inference_mode: a plain tensor autograd may save

@@ -1,0 +1,196 @@
+"""Shared machinery of the multilingual sentence-embedding methods (seed 000: Reimers & Gurevych 2020's
+mul_mse and Ding et al. 2022's multi-stage framework). The subclasses in model/mul_mse.py,
+model/bottle_distill.py, model/rec_distill.py and model/rec_mcl.py only choose the student shape, the teacher
+targets and the extra in-batch term.
+
+Stage 1 is the teacher: any SentenceTransformer path ([distill] teacher), loaded once, frozen. Training batches
+read its embeddings from a per-run table built before the first step (process/embedding_cache.py: each
+distinct sentence embedded once, cached on disk by content); evaluation runs it live on the source side.
+The student is an HF encoder (BERT for mul_mse, ALBERT for the bottleneck / recurrence students) with mean
+pooling, exported as a sentence-transformers directory."""
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from model.base import DistillModel, teacher_inputs
+from model.hf_loader import load_encoder, load_tokenizer, resolve_model_path
+from model.loss import bool_sim_loss, hidden_mse_loss, in_batch_ce_loss, mcl_loss
+from model.recurrent_student import build_recurrent_student, drop_pooler
+from process.embedding_cache import cached_embeddings, file_fingerprint
+from utils.efficiency import count_params
+from utils.errors import ConfigError
+from utils.logging import get_logger
+from utils.paths import resolve
+
+SIDES = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def mean_pool(hidden, mask):
+    """Mean of the token vectors over non-padding positions (sentence-transformers' mean pooling)."""
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+
+class SentenceTeacher(nn.Module):
+    """A SentenceTransformer behind the keyword interface the framework calls (teacher(**inputs)) -> (B, H)."""
+
+    def __init__(self, model, path):
+        super().__init__()
+        self.st, self.path = model, path
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        features = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            features["token_type_ids"] = token_type_ids
+        return self.st(features)["sentence_embedding"]
+
+    def get_input_embeddings(self):
+        return self.st[0].auto_model.get_input_embeddings()
+
+    @property
+    def width(self):
+        get = getattr(self.st, "get_embedding_dimension", None) or self.st.get_sentence_embedding_dimension
+        return get()
+
+
+def load_sentence_teacher(config):
+    name = config.get("distill", "teacher")
+    if not name:
+        raise ConfigError(f"{config.source('distill', 'teacher')}: [distill] teacher: required (a SentenceTransformer name or path)")
+    path = resolve_model_path(name, "[distill] teacher")
+    from sentence_transformers import SentenceTransformer
+    try:
+        model = SentenceTransformer(path, device="cpu", local_files_only=True)
+    except Exception as err:  # missing files, offline hub id, bad config: one line naming the key
+        msg = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"[distill] teacher = {name}: cannot load as a SentenceTransformer ({msg})") from None
+    return SentenceTeacher(model, path)
+
+
+class SentenceDistill(DistillModel):
+    """forward(batch): train -> {"loss", "loss_en", "loss_mul"[, "loss_cl"]}; eval -> {"logits": [student source |
+    student target | teacher source], "loss": MSE(student source, teacher source)}."""
+
+    recurrent = False  # ALBERT student: layers_to_keep shared layers run `repeat` times
+    bottleneck = False  # ALBERT student with a vocab x e embedding and an e -> hidden mapping
+    target = "english"  # english: both sides regress on teacher(source); same: each side on teacher(itself)
+    contrast = None  # in-batch term: mcl | bool | ce | None
+    uses_table = True  # training reads teacher embeddings from the cached table
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        teacher = load_sentence_teacher(config)
+        self.set_teacher(teacher)
+        source = load_encoder(resolve_model_path(config.get("model", "pretrained")), "[model] pretrained")
+        self.student = self.make_student(source, config)
+        width = self.student.config.hidden_size
+        if width != teacher.width:
+            raise ConfigError(f"[model] pretrained: student width {width} differs from the teacher's embedding width "
+                              f"{teacher.width}; the MSE to the teacher needs equal widths")
+        self.max_length = config.get("data", "max_seq_length")
+        self.scale = config.get("multilingual", "scale")
+        self.cl_weight = config.get("multilingual", "cl_weight")
+        get_logger().info("%s student: %s, %d parameters", config.get("model", "model_name"), describe(self.student),
+                          count_params(self.student))
+
+    def make_student(self, source, config):
+        if self.recurrent or self.bottleneck:
+            return build_recurrent_student(source, config, self.bottleneck)
+        return drop_pooler(source)
+
+    def encode(self, batch, prefix=""):
+        inputs = {k: batch[prefix + k] for k in SIDES if prefix + k in batch}
+        return mean_pool(self.student(**inputs).last_hidden_state, inputs["attention_mask"])
+
+    # --- teacher table -------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def embed_texts(self, texts):
+        """Teacher embeddings (n, H) of raw texts (the cache's only source)."""
+        tokenizer = load_tokenizer(self.teacher.path, "[distill] teacher")
+        device = next(self.teacher.parameters()).device
+        enc = tokenizer(texts, padding="longest", truncation=True, max_length=self.max_length, return_tensors="pt")
+        return self.teacher(**{k: v.to(device) for k, v in enc.items() if k in SIDES}).float()
+
+    def table_texts(self, dataset):
+        """Row ids of dataset.texts the loss reads: the sources, or every sentence when each side has its own target."""
+        return dataset.source_ids if self.target == "english" else list(range(len(dataset.texts)))
+
+    def prepare_teacher(self, run):
+        """Called once before training (process/teacher_cache.py): fill the teacher-embedding table."""
+        if not self.uses_table:
+            return 0.0
+        data = run.datasets["train"]
+        ids = self.table_texts(data)
+        fingerprint = f"{file_fingerprint(self.teacher.path)}|max_seq_length={self.max_length}"
+        emb = cached_embeddings([data.texts[i] for i in ids], self.embed_texts, fingerprint,
+                                resolve(self.config.get("multilingual", "cache_dir")), run.info,
+                                self.config.get("eval", "batch_size"))
+        table = torch.zeros(len(data.texts), emb.shape[-1])
+        table[torch.tensor(ids)] = emb
+        self._frozen["teacher_table"] = table.to(run.info.device)
+        return 0.0
+
+    def teacher_targets(self, batch):
+        table = self._frozen.get("teacher_table")
+        if table is None:
+            raise RuntimeError("teacher-embedding table not built: call prepare_teacher(run) before training")
+        t_src = table[batch["src_text_id"]]
+        return t_src, (table[batch["tgt_text_id"]] if self.target == "same" else t_src)
+
+    # --- losses ----------------------------------------------------------------------------------------
+    def contrast_loss(self, s_src, s_tgt, t_src):
+        if self.contrast == "mcl":
+            return mcl_loss(s_src, s_tgt, t_src)
+        if self.contrast == "bool":
+            return bool_sim_loss(s_src, s_tgt)
+        if self.contrast == "ce":
+            return in_batch_ce_loss(s_src, s_tgt, self.scale)
+        return None
+
+    def train_loss(self, batch, s_src, s_tgt):
+        t_src, t_tgt = self.teacher_targets(batch)
+        out = {"loss_en": hidden_mse_loss(s_src, t_src), "loss_mul": hidden_mse_loss(s_tgt, t_tgt)}
+        out["loss"] = out["loss_en"] + out["loss_mul"]
+        cl = self.contrast_loss(s_src, s_tgt, t_src)
+        if cl is not None:
+            out["loss_cl"] = cl
+            out["loss"] = out["loss"] + self.cl_weight * cl
+        return out
+
+    def forward(self, batch):
+        s_src, s_tgt = self.encode(batch), self.encode(batch, "tgt_")
+        if self.training:
+            return self.train_loss(batch, s_src, s_tgt)
+        t_src = self.teacher(**teacher_inputs(batch)).to(s_src.dtype)
+        return {"logits": torch.cat([s_src, s_tgt, t_src], dim=-1), "loss": hidden_mse_loss(s_src, t_src)}
+
+    # --- export ----------------------------------------------------------------------------------------
+    def export(self, directory, tokenizer):
+        """HF weights + tokenizer + the sentence-transformers module files (Transformer -> mean Pooling), so both
+        AutoModel.from_pretrained(directory) and SentenceTransformer(directory) load the student."""
+        super().export(directory, tokenizer)
+        write_sentence_transformers_files(directory, self.student_model().config.hidden_size, self.max_length)
+
+
+def describe(student):
+    c = student.config
+    if c.model_type != "albert":
+        return f"{c.model_type}, {c.num_hidden_layers} layers, hidden {c.hidden_size}"
+    emb = f"bottleneck embedding {c.vocab_size}x{c.embedding_size}->{c.hidden_size}" if c.embedding_size != c.hidden_size \
+        else f"embedding {c.vocab_size}x{c.hidden_size}"
+    return f"albert, {emb}, {c.inner_group_num} shared layers x {c.num_hidden_layers} repeats, hidden {c.hidden_size}"
+
+
+def write_sentence_transformers_files(directory, width, max_length):
+    d = Path(directory)
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+    (d / "modules.json").write_text(json.dumps(modules, indent=2))
+    (d / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": max_length, "do_lower_case": False}))
+    (d / "1_Pooling").mkdir(exist_ok=True)
+    pooling = {"word_embedding_dimension": width, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True,
+               "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False}
+    (d / "1_Pooling" / "config.json").write_text(json.dumps(pooling, indent=2))

@@ -1,0 +1,82 @@
+"""Teacher sentence-embedding cache for the multilingual methods: the teacher embeds each distinct sentence
+once per run (not once per epoch, per language pair or per rank), and the table is kept on disk, keyed by
+content, so resumed runs and later stages with the same teacher and data reuse it.
+
+Key = sha256 of the teacher's fingerprint (its weight files and settings) and the exact list of texts. DDP ranks
+each embed a strided shard, exchange shards, and rank 0 writes the file atomically (temp name + rename); a run
+that finds the file loads it and computes nothing. The pass is canonical (texts sorted by length, fixed batch
+size), so a recomputed table equals a loaded one and resumed runs stay bitwise equal."""
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+
+from process.checkpoint import atomic_save, verify
+from process.distributed import all_gather_objects, barrier
+from utils.errors import CheckpointError
+from utils.logging import get_logger
+
+FORMAT = 1
+
+
+def file_fingerprint(directory):
+    """sha256 over the names and bytes of a model directory's config and weight files (not its path): a copy of
+    the same teacher elsewhere hits the same cache, retrained weights miss it."""
+    digest = hashlib.sha256()
+    root = Path(directory)
+    files = sorted(p for p in root.rglob("*") if p.is_file() and (p.suffix in (".json", ".safetensors", ".bin", ".txt", ".model")))
+    for path in files:
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_key(fingerprint, texts):
+    digest = hashlib.sha256(f"v{FORMAT}\n{fingerprint}\n".encode())
+    for text in texts:
+        digest.update(text.encode("utf-8") + b"\0")
+    return digest.hexdigest()
+
+
+def embed_in_order(embed, texts, batch_size):
+    """(n, H) float32 CPU embeddings of `texts`, computed in length-sorted batches (less padding, fixed order)."""
+    order = sorted(range(len(texts)), key=lambda i: (len(texts[i]), i))
+    out = None
+    for start in range(0, len(order), batch_size):
+        ids = order[start:start + batch_size]
+        emb = embed([texts[i] for i in ids]).float().cpu()
+        if out is None:
+            out = torch.empty(len(texts), emb.shape[-1])
+        out[torch.tensor(ids)] = emb
+    return out if out is not None else torch.empty(0, 0)
+
+
+def cached_embeddings(texts, embed, fingerprint, cache_dir, info, batch_size=64):
+    """(len(texts), H) teacher embeddings of `texts` (distinct strings), from the disk cache when present."""
+    logger = get_logger(info.rank)
+    path = Path(cache_dir) / f"{cache_key(fingerprint, texts)}.pt"
+    if all_gather_objects(info, path.is_file())[0]:  # rank 0 decides, so every rank takes the same branch
+        try:
+            verify(path)
+            table = torch.load(path, weights_only=True)["embeddings"]
+            logger.info("teacher embeddings of %d sentences read from %s", len(texts), path)
+            return table
+        except (CheckpointError, OSError, RuntimeError, KeyError) as err:  # a damaged cache is recomputed, not fatal
+            logger.warning("%s: unusable teacher-embedding cache (%s); recomputing", path, str(err).splitlines()[0][:200])
+    mine = list(range(info.rank, len(texts), info.world))
+    part = embed_in_order(embed, [texts[i] for i in mine], batch_size)
+    shards = all_gather_objects(info, (mine, part))
+    width = max(p.shape[-1] for _, p in shards if p.numel())
+    table = torch.empty(len(texts), width)
+    for ids, emb in shards:
+        if ids:
+            table[torch.tensor(ids)] = emb
+    if info.is_main:
+        os.makedirs(path.parent, exist_ok=True)
+        atomic_save({"format": FORMAT, "count": len(texts), "embeddings": table}, path)
+        logger.info("teacher embedded %d distinct sentences; cached in %s", len(texts), path)
+    barrier(info)
+    return table

@@ -1,0 +1,63 @@
+"""Markdown table of the text-matching comparison (issue 4): teacher vs plain two-tower vs VIRT vs DC-BERT per
+task, from the run directories the pipelines write (config/match/<TASK>/pipeline.config).
+
+  python tools/match_table.py runs/match/RTE runs/match/QQP runs/match/BoolQ
+
+Each <root>/<stage>/results.json (written by --do_test / test.py) gives the test metrics, the online FLOPs per
+query (two-tower models: given the cached document; the cross-encoder: everything) and the measured batch-1
+CPU latency of that online part. Missing runs are shown as missing, not skipped."""
+import argparse
+import json
+from pathlib import Path
+
+ROWS = [("teacher", "cross-encoder teacher (bert_bipartition)"), ("siamese", "plain two-tower (siamese)"),
+        ("late_fusion", "late-fusion two-tower, no teacher"), ("virt", "VIRT (late fusion + virtual attention KD)"),
+        ("dc_bert", "DC-BERT")]
+
+
+def load(root, stage):
+    path = Path(root) / stage / "results.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def accuracy(results):
+    return results["metrics"].get("accuracy")
+
+
+def row(task, label, results):
+    if results is None:
+        return f"| {task} | {label} | missing | | | | |"
+    metrics = results["metrics"]
+    f1 = f" / {100 * metrics['f1']:.2f}" if "f1" in metrics else ""
+    flops = results.get("flops", {})
+    online, offline = flops.get("online"), flops.get("offline")
+    gflops = lambda x: f"{x / 1e9:.3f}" if x is not None else "-"
+    params = results.get("params_with_heads", results.get("params"))
+    return (f"| {task} | {label} | {100 * metrics['accuracy']:.2f}{f1} | {gflops(online)} | {gflops(offline)} | "
+            f"{results.get('latency_ms', '-')} | {params:,} |")
+
+
+def table(roots):
+    lines = ["| task | model | test accuracy (/ F1) % | online GFLOPs per query | offline GFLOPs per doc (cached) | "
+             "online CPU ms, batch 1 | params |", "|---|---|---|---|---|---|---|"]
+    gaps = []
+    for root in roots:
+        task = Path(root).name
+        found = {stage: load(root, stage) for stage, _ in ROWS}
+        lines += [row(task, label, found[stage]) for stage, label in ROWS]
+        if found["virt"] and found["siamese"]:
+            gap = 100 * (accuracy(found["virt"]) - accuracy(found["siamese"]))
+            twin = f"; vs its no-teacher late-fusion twin {100 * (accuracy(found['virt']) - accuracy(found['late_fusion'])):+.2f}" \
+                if found["late_fusion"] else ""
+            gaps.append(f"- {task}: VIRT - plain two-tower = {gap:+.2f} accuracy points{twin}")
+    return "\n".join(lines + [""] + gaps)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("roots", nargs="+", help="pipeline run directories, e.g. runs/match/RTE")
+    print(table(parser.parse_args().roots))
+
+
+if __name__ == "__main__":
+    main()

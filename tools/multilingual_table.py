@@ -1,0 +1,70 @@
+"""Markdown table of the multilingual runs (config/multilingual/minilm_pipeline.config, ablation_pipeline.config):
+per method its student parameters, Tatoeba retrieval accuracy for deu/fra/ces (mean of eng->x and x->eng, the
+two directions in brackets), their mean, and STS-B Spearman, read from <root>/<stage>/results.json.
+
+  python tools/multilingual_table.py [--root runs/multilingual/minilm] [--ablation runs/multilingual/ablation]
+"""
+import argparse
+import json
+from pathlib import Path
+
+LANGS = ("deu", "fra", "ces")
+# (row label, run directory under the root)
+ROWS = [
+    ("teacher applied directly (all-MiniLM-L6-v2)", "teacher_direct"),
+    ("mul_mse (mse.config)", "mse"),
+    ("rec_distill (stage 3, no bottleneck)", "rec_distill"),
+    ("rec_mcl (stage 4, no bottleneck)", "rec_mcl"),
+    ("rec_bottle_distill (stage 3)", "rec_bottle_distill"),
+    ("rec_bottle_mcl (stage 4, MCL)", "rec_bottle_mcl"),
+    ("rec_bottle_mse (MCL -> none)", "rec_bottle_mse"),
+    ("rec_bottle_bool (MCL -> Bool)", "rec_bottle_bool"),
+    ("rec_bottle_ce (MCL -> CE)", "rec_bottle_ce"),
+]
+ABLATIONS = [("ablation_wo_all (6 layers once, MSE only)", "wo_all"),
+             ("ablation_wo_recursive (6 layers once, MSE + MCL)", "wo_recursive")]
+
+
+def pct(value):
+    return f"{100 * value:.1f}" if value is not None else "-"
+
+
+def row(label, results):
+    m = results["metrics"]
+    cells, means = [], []
+    for lang in LANGS:
+        there, back = m.get(f"{lang}_src2tgt"), m.get(f"{lang}_tgt2src")
+        if there is None or back is None:
+            cells.append("-")
+            continue
+        means.append((there + back) / 2)
+        cells.append(f"{pct(means[-1])} ({pct(there)} / {pct(back)})")
+    mean = sum(means) / len(means) if means else None
+    sts = m.get("STS-B-dev_spearman", m.get("spearman"))
+    return f"| {label} | {results['params']:,} | " + " | ".join(cells) + f" | {pct(mean)} | {pct(sts)} |"
+
+
+def table(runs):
+    lines = ["| method | student params | Tatoeba deu acc (eng->deu / deu->eng) | fra | ces | mean acc | STS-B Spearman |",
+             "|---|---|---|---|---|---|---|"]
+    for label, path in runs:
+        try:
+            lines.append(row(label, json.loads((Path(path) / "results.json").read_text())))
+        except FileNotFoundError:
+            lines.append(f"| {label} | missing: {Path(path) / 'results.json'} | | | | | |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default="runs/multilingual/minilm")
+    parser.add_argument("--ablation", default=None, help="run directory of ablation_pipeline.config (optional)")
+    args = parser.parse_args()
+    runs = [(label, Path(args.root) / name) for label, name in ROWS]
+    if args.ablation:
+        runs += [(label, Path(args.ablation) / name) for label, name in ABLATIONS]
+    print(table(runs))
+
+
+if __name__ == "__main__":
+    main()
