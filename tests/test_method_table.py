@@ -26,3 +26,22 @@ def test_rows_gain_and_kept_share(tmp_path):
     assert "| 72.00 | 90.0% | 2.5 | 73.00 |" in rows["theseus (theseus_pipeline.config)"]
     assert rows["theseus (theseus_pipeline.config)"].endswith("| -1.00 |")
     assert "missing" in rows["pkd (pkd.config)"]
+
+
+def test_seeded_root_gives_mean_std_and_wins(tmp_path):
+    root = tmp_path / "full"  # tools/compare_full.py layout: s<SEED>/<TASK>/<run>, teachers/<TASK>
+    write_run(root / "teachers" / "T", {"accuracy": 0.90}, 1000)
+    for seed, kd, base in ((1, 0.80, 0.78), (2, 0.84, 0.79), (3, 0.79, 0.80)):
+        write_run(root / f"s{seed}" / "T" / "kd", {"accuracy": kd}, 100)
+        write_run(root / f"s{seed}" / "T" / "baseline", {"accuracy": base}, 100)
+    write_run(root / "s1" / "T" / "pkd", {"accuracy": 0.81}, 100)  # its twin is missing: no row
+    write_run(tmp_path / "lat" / "T" / "kd", {"accuracy": 0.5}, 100, 4.0)
+    out = subprocess.run([sys.executable, str(REPO / "tools" / "method_table.py"), "T", "--root", str(root),
+                          "--latency_root", str(tmp_path / "lat")], capture_output=True, text=True, check=True).stdout
+    rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines()}
+    # kd: mean 81.00, sample std of (80, 84, 79) = sqrt(((-1)^2 + 3^2 + (-2)^2) / 2) = sqrt(7) = 2.65;
+    # twin mean 79.00, std 1.00; kept 81/90 = 90.0%; gain +2.00; kd beats its twin in seeds 1 and 2
+    assert rows["kd (kd.config)"] == ("| kd (kd.config) | 100 | 81.00 +- 2.65 | 90.0% | 4.0 | 79.00 +- 1.00 | "
+                                      "first 2 pretrained layers, labels only | +2.00 | 2/3 |")
+    assert rows["teacher (teacher.config)"].startswith("| teacher (teacher.config) | 1,000 | 90.00 (90.00) |")
+    assert "missing" in rows["pkd (pkd.config)"]

@@ -4,7 +4,11 @@ no-teacher twin, with size, dev metric, share of the teacher's metric kept, and 
   python tools/method_table.py SST-2 [--root runs/cmp] [--teacher runs/glue/SST-2/teacher]
 Latency comes from <root>/latency/<TASK>/*/results.json (tools/latency_runs.sh, one model at a time), matched
 by parameter count (one measurement per student architecture), else from the run's own results.json.
+A root with seed folders (tools/compare_full.py: <root>/s<SEED>/<TASK>/<run>, teacher <root>/teachers/<TASK>)
+gives mean +- sample std over the seeds, and in how many seeds the method beat its twin:
+  python tools/method_table.py SST-2 --root runs/full --latency_root runs/cmp/latency
 """
+import statistics
 import argparse
 import json
 from pathlib import Path
@@ -27,11 +31,11 @@ def result_dir(root, task, name):
     return path / "phase2" if (path / "phase2" / "results.json").is_file() else path
 
 
-def measured_latencies(root, task):
+def measured_latencies(root, task, latency_root=None):
     """{architecture (layers, params): latency} from tools/latency_runs.sh: latency depends on the
     architecture, not the weights, so one measurement per student shape serves every run of that shape."""
     found = {}
-    for path in sorted((Path(root) / "latency" / task).glob("*/results.json")):
+    for path in sorted((Path(latency_root) if latency_root else Path(root) / "latency").glob(f"{task}/*/results.json")):
         results = json.loads(path.read_text())
         if results.get("latency_ms") is not None:
             found[results["params"]] = results["latency_ms"]
@@ -58,18 +62,52 @@ def describe(metrics):
     return " / ".join(f"{100 * metrics[k]:.2f}" for k in ("accuracy", "f1") if k in metrics)
 
 
+def seeded_table(args, teacher, key, t_value, cols, latencies):
+    """One row per method: mean +- std over the seeds that have both the method and its twin."""
+    seeds = sorted(Path(args.root).glob("s*/" + args.task))
+    print(f"| method (config) | student params | dev {key}, mean +- std | {key} kept vs teacher | CPU ms, batch 1 | "
+          f"no-teacher twin: dev {key} | twin | gain over twin (points) | seeds beating twin |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"| teacher (teacher.config) | {teacher['params']:,} | {100 * t_value:.2f} ({describe(teacher['metrics'])}) | "
+          f"100% | {teacher.get('latency_ms', '-')} | - | - | - | - |")
+    for method, config, run, twin, twin_what in ROWS:
+        pairs, params, latency = [], None, "-"
+        for seed_dir in seeds:
+            try:
+                mine, theirs = load(seed_dir.parent, args.task, run, latencies), load(seed_dir.parent, args.task, twin)
+            except FileNotFoundError:
+                continue
+            pairs.append((100 * main_metric(mine)[1], 100 * main_metric(theirs)[1]))
+            params, latency = mine["params"], mine.get("latency_ms", "-")
+        if not pairs:
+            print(f"| {method} ({config}) | missing | | | | | | | |")
+            continue
+        m, t = [p[0] for p in pairs], [p[1] for p in pairs]
+        sd = lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0
+        wins = sum(a > b for a, b in pairs)
+        print(f"| {method} ({config}) | {params:,} | {statistics.mean(m):.2f} +- {sd(m):.2f} | "
+              f"{statistics.mean(m) / (100 * t_value):.1%} | {latency} | {statistics.mean(t):.2f} +- {sd(t):.2f} | "
+              f"{twin_what} | {statistics.mean(m) - statistics.mean(t):+.2f} | {wins}/{len(pairs)} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("task")
     parser.add_argument("--root", default="runs/cmp")
     parser.add_argument("--teacher")
+    parser.add_argument("--latency_root", help="where tools/latency_runs.sh wrote (default <root>/latency)")
     args = parser.parse_args()
-    teacher_dir = Path(args.teacher or f"runs/glue/{args.task}/teacher")
+    seeded = any(Path(args.root).glob("s*/" + args.task))
+    default_teacher = Path(args.root) / "teachers" / args.task if seeded else Path(f"runs/glue/{args.task}/teacher")
+    teacher_dir = Path(args.teacher) if args.teacher else default_teacher
     teacher = json.loads((teacher_dir / "results.json").read_text())
-    latencies = measured_latencies(args.root, args.task)
+    latencies = measured_latencies(args.root, args.task, args.latency_root)
     teacher["latency_ms"] = latencies.get(teacher["params"], teacher.get("latency_ms"))
     key, t_value = main_metric(teacher)
     cols = "accuracy / F1" if "f1" in teacher["metrics"] else "accuracy"
+    if seeded:
+        seeded_table(args, teacher, key, t_value, cols, latencies)
+        return
     print(f"| method (config) | student params | dev {cols} | {key} kept vs teacher | CPU ms, batch 1 | "
           f"no-teacher twin: dev {cols} | twin | gain over twin ({key}, points) |")
     print("|---|---|---|---|---|---|---|---|")
