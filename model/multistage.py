@@ -7,11 +7,12 @@ Stage 1 is the teacher: any SentenceTransformer path ([distill] teacher), loaded
 read its embeddings from a per-run table built before the first step (process/embedding_cache.py: each
 distinct sentence embedded once, cached on disk by content); evaluation runs it live on the source side.
 The student is an HF encoder (BERT for mul_mse, ALBERT for the bottleneck / recurrence students) with mean
-pooling, exported as a sentence-transformers directory."""
+pooling, L2-normalised when the teacher's embeddings are, exported as a sentence-transformers directory."""
 import json
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from model.base import DistillModel, teacher_inputs
@@ -48,6 +49,12 @@ class SentenceTeacher(nn.Module):
 
     def get_input_embeddings(self):
         return self.st[0].auto_model.get_input_embeddings()
+
+    @property
+    def normalizes(self):
+        """True when the teacher's pipeline ends in an L2 Normalize module (all-MiniLM-L6-v2's does)."""
+        from sentence_transformers.models import Normalize
+        return any(isinstance(module, Normalize) for module in self.st)
 
     @property
     def width(self):
@@ -91,6 +98,10 @@ class SentenceDistill(DistillModel):
             raise ConfigError(f"[model] pretrained: student width {width} differs from the teacher's embedding width "
                               f"{teacher.width}; the MSE to the teacher needs equal widths")
         self.max_length = config.get("data", "max_seq_length")
+        # the student ends as the teacher does: with a normalising teacher the MSE then compares unit vectors
+        # (not the student's raw mean-pooled scale against unit targets), and a student started from the
+        # teacher's weights starts at zero loss on the English side, as in Reimers & Gurevych 2020
+        self.normalize = teacher.normalizes
         self.scale = config.get("multilingual", "scale")
         self.cl_weight = config.get("multilingual", "cl_weight")
         get_logger().info("%s student: %s, %d parameters", config.get("model", "model_name"), describe(self.student),
@@ -103,7 +114,8 @@ class SentenceDistill(DistillModel):
 
     def encode(self, batch, prefix=""):
         inputs = {k: batch[prefix + k] for k in SIDES if prefix + k in batch}
-        return mean_pool(self.student(**inputs).last_hidden_state, inputs["attention_mask"])
+        pooled = mean_pool(self.student(**inputs).last_hidden_state, inputs["attention_mask"])
+        return F.normalize(pooled, dim=-1) if self.normalize else pooled
 
     # --- teacher table -------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -169,10 +181,11 @@ class SentenceDistill(DistillModel):
 
     # --- export ----------------------------------------------------------------------------------------
     def export(self, directory, tokenizer):
-        """HF weights + tokenizer + the sentence-transformers module files (Transformer -> mean Pooling), so both
-        AutoModel.from_pretrained(directory) and SentenceTransformer(directory) load the student."""
+        """HF weights + tokenizer + the sentence-transformers module files (Transformer -> mean Pooling, then
+        Normalize when the teacher ends so), so AutoModel and SentenceTransformer both load the student."""
         super().export(directory, tokenizer)
-        write_sentence_transformers_files(directory, self.student_model().config.hidden_size, self.max_length)
+        write_sentence_transformers_files(directory, self.student_model().config.hidden_size, self.max_length,
+                                          self.normalize)
 
 
 def describe(student):
@@ -184,10 +197,12 @@ def describe(student):
     return f"albert, {emb}, {c.inner_group_num} shared layers x {c.num_hidden_layers} repeats, hidden {c.hidden_size}"
 
 
-def write_sentence_transformers_files(directory, width, max_length):
+def write_sentence_transformers_files(directory, width, max_length, normalize=False):
     d = Path(directory)
     modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
                {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+    if normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
     (d / "modules.json").write_text(json.dumps(modules, indent=2))
     (d / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": max_length, "do_lower_case": False}))
     (d / "1_Pooling").mkdir(exist_ok=True)

@@ -45,3 +45,16 @@ def test_seeded_root_gives_mean_std_and_wins(tmp_path):
                                       "first 2 pretrained layers, labels only | +2.00 | 2/3 |")
     assert rows["teacher (teacher.config)"].startswith("| teacher (teacher.config) | 1,000 | 90.00 (90.00) |")
     assert "missing" in rows["pkd (pkd.config)"]
+
+
+def test_transfer_set_rows_appear_when_those_runs_exist(tmp_path):
+    root = tmp_path / "full"
+    write_run(root / "teachers" / "T", {"accuracy": 0.90}, 1000)
+    for name, acc in (("kd", 0.80), ("baseline", 0.78), ("kd_tang", 0.83), ("baseline_tang", 0.79)):
+        write_run(root / "s1" / "T" / name, {"accuracy": acc}, 100)
+    out = subprocess.run([sys.executable, str(REPO / "tools" / "method_table.py"), "T", "--root", str(root)],
+                         capture_output=True, text=True, check=True).stdout
+    rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines()}
+    assert rows["kd on the Tang transfer set (kd.config)"].endswith("| 79.00 +- 0.00 | first 2 pretrained layers, "
+                                                                   "labels only, same transfer set | +4.00 | 1/1 |")
+    assert not any(k.startswith("pkd on the Tang") for k in rows)

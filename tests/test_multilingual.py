@@ -214,6 +214,31 @@ def test_each_method_composes_mse_and_its_term(tmp_path, enc, par, name, term):
     assert ("loss_cl" in out) == (term is not None)
 
 
+def test_normalising_teacher_makes_the_student_normalise_and_mul_mse_start_at_zero(tmp_path, par):
+    """all-MiniLM-L6-v2 ends in Normalize: the student must too, else the MSE pits raw mean-pooled vectors
+    against unit targets, and the teacher's own weights would not start at zero English loss."""
+    from model.multistage import write_sentence_transformers_files
+    from process.init_process import init_all
+    from sentence_transformers import SentenceTransformer
+    normed = write_encoder(tmp_path / "normed")
+    write_sentence_transformers_files(normed, 32, 16, normalize=True)
+    (tmp_path / "c.config").write_text(ml_text(normed, par, "mul_mse", tmp_path / "cache"))
+    run = init_all(load_config(tmp_path / "c.config"), DistInfo(), "train")
+    model = run.model
+    model.prepare_teacher(run)
+    model.train()  # dropout is 0 in the tiny encoder: the student is exactly the teacher
+    out = model(next(iter(run.loaders["train"])))
+    assert model.normalize and out["loss_en"].item() < 1e-12 and out["loss_mul"].item() > 1e-6
+    s_src = model.encode(next(iter(run.loaders["train"])))
+    assert torch.allclose(s_src.norm(dim=-1), torch.ones(len(s_src)), atol=1e-5)
+    model.export(tmp_path / "export", run.tokenizer)
+    st = SentenceTransformer(str(tmp_path / "export"), device="cpu")
+    assert type(st[-1]).__name__ == "Normalize"
+    assert torch.allclose(st.encode(["the dog runs"], convert_to_tensor=True).norm(), torch.tensor(1.0), atol=1e-5)
+    (tmp_path / "c2.config").write_text(ml_text(write_encoder(tmp_path / "plain"), par, "mul_mse", tmp_path / "cache"))
+    assert not init_all(load_config(tmp_path / "c2.config"), DistInfo(), "train").model.normalize  # mean pooling only
+
+
 def test_stage3_targets_are_each_sentence_own_teacher_embedding(tmp_path, enc, par):
     from process.init_process import init_all
     (tmp_path / "c.config").write_text(ml_text(enc, par, "rec_bottle_distill", tmp_path / "cache"))

@@ -48,7 +48,33 @@ def general_jobs(root, steps):
     ]
 
 
-def task_jobs(root, task, seeds, epochs, n_aug):
+# each method's twin and first stage: a method on the transfer set takes them along
+TWINS = {"kd": ["baseline"], "pkd": ["theseus_baseline"], "minilmv2": ["baseline"], "distilbert": ["distilbert_baseline"],
+         "theseus": ["theseus_phase1", "theseus_baseline"], "tinybert": ["tinybert_intermediate", "tinybert_baseline"]}
+
+
+def transfer_set_variants(spec, methods, aug_job, tang, no_aug):
+    """`<run>_tang` copies of the listed methods, their first stages and twins, trained on Tang et al.'s transfer
+    set (the training set plus masked / n-gram copies): the teacher labels the copies for the distilled student,
+    the twin gets the source label, so both still see the same examples for the same epochs."""
+    wanted = set(methods) | {x for m in methods for x in TWINS[m]}
+    out = []
+    for name, config, deps, sets in spec:
+        if name not in wanted:
+            continue
+        deps = [f"{d}_tang" if d in wanted else d for d in deps] + [aug_job]
+        renamed = []
+        for item in sets:
+            if item == no_aug:
+                continue
+            for stage in wanted:  # a second stage starts from its first stage's _tang export
+                item = item.replace(f"/{stage}/", f"/{stage}_tang/")
+            renamed.append(item)
+        out.append((f"{name}_tang", config, deps, renamed + tang))
+    return out
+
+
+def task_jobs(root, task, seeds, epochs, n_aug, transfer=()):
     """The teacher, the Tang transfer set, then per seed every method next to its twin."""
     c, g, teacher = f"config/glue/{task}", root / "general", root / "teachers" / task
     aug = root / "aug" / task / "tang.tsv"
@@ -85,10 +111,11 @@ def task_jobs(root, task, seeds, epochs, n_aug):
             ("minilmv2", "minilmv2.config", [t, "general_minilmv2"],
              [T, E, f"model.pretrained={g / 'minilmv2' / 'student'}"]),
         ]
+        spec += transfer_set_variants(spec, transfer, a, tang, no_aug)
         local = {name for name, *_ in spec}
         for name, config, deps, sets in spec:
             deps = [f"s{seed}_{task}_{x}" if x in local else x for x in deps]
-            test = name not in ("theseus_phase1", "tinybert_intermediate")
+            test = name.removesuffix("_tang") not in ("theseus_phase1", "tinybert_intermediate")
             jobs.append(Job(f"s{seed}_{task}_{name}", train(f"{c}/{config}", d / name, *sets, seed=seed, test=test),
                             d / name, deps))
     return jobs
@@ -150,6 +177,8 @@ def main():
     parser.add_argument("--epochs", nargs="+", default=["SST-2=2", "MRPC=6"], help="TASK=E, student epochs")
     parser.add_argument("--n_aug", type=int, default=4, help="Tang transfer-set copies per training text")
     parser.add_argument("--general_steps", type=int, default=2000)
+    parser.add_argument("--transfer_set", nargs="*", default=[], choices=sorted(TWINS),
+                        help="also run these methods and their twins on the Tang transfer set (<run>_tang)")
     parser.add_argument("--root", default="runs/full")
     parser.add_argument("--jobs", type=int, default=1, help="jobs at once")
     parser.add_argument("--gpu", default=None, help="GPU id passed to every train.py (omit: CPU)")
@@ -160,7 +189,7 @@ def main():
     epochs = dict(item.split("=") for item in args.epochs)
     jobs = general_jobs(root, args.general_steps)
     for task in args.tasks:
-        jobs += task_jobs(root, task, args.seeds, int(epochs[task]), args.n_aug)
+        jobs += task_jobs(root, task, args.seeds, int(epochs[task]), args.n_aug, args.transfer_set)
     jobs.sort(key=lambda j: not j.name.endswith(("_teacher", "_aug")))  # the critical path first (stable)
     if args.only is not None:
         by_name, keep, todo = {j.name: j for j in jobs}, set(), list(args.only)

@@ -5,7 +5,8 @@ no-teacher twin, with size, dev metric, share of the teacher's metric kept, and 
 Latency comes from <root>/latency/<TASK>/*/results.json (tools/latency_runs.sh, one model at a time), matched
 by parameter count (one measurement per student architecture), else from the run's own results.json.
 A root with seed folders (tools/compare_full.py: <root>/s<SEED>/<TASK>/<run>, teacher <root>/teachers/<TASK>)
-gives mean +- sample std over the seeds, and in how many seeds the method beat its twin:
+gives mean +- sample std over the seeds, and in how many seeds the method beat its twin (plus rows for runs made
+on the Tang transfer set, `compare_full.py --transfer_set`):
   python tools/method_table.py SST-2 --root runs/full --latency_root runs/cmp/latency
 """
 import statistics
@@ -70,7 +71,9 @@ def seeded_table(args, teacher, key, t_value, cols, latencies):
     print("|---|---|---|---|---|---|---|---|---|")
     print(f"| teacher (teacher.config) | {teacher['params']:,} | {100 * t_value:.2f} ({describe(teacher['metrics'])}) | "
           f"100% | {teacher.get('latency_ms', '-')} | - | - | - | - |")
-    for method, config, run, twin, twin_what in ROWS:
+    tang = [(f"{m} on the Tang transfer set", c, f"{r}_tang", f"{t}_tang", f"{w}, same transfer set")
+            for m, c, r, t, w in ROWS if any(Path(args.root).glob(f"s*/{args.task}/{r}_tang/results.json"))]
+    for method, config, run, twin, twin_what in ROWS + tang:
         pairs, params, latency = [], None, "-"
         for seed_dir in seeds:
             try:

@@ -1,0 +1,35 @@
+"""tools/compare_full.py: the job graph (twins beside methods, transfer-set copies) and the runner (order, skips)."""
+import importlib.util
+import sys
+
+from tests.helpers import REPO
+
+spec = importlib.util.spec_from_file_location("compare_full", REPO / "tools" / "compare_full.py")
+compare_full = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(compare_full)
+
+
+def test_every_method_has_its_twin_and_two_stage_methods_split_the_epochs(tmp_path):
+    jobs = {j.name: j for j in compare_full.task_jobs(tmp_path, "MRPC", [7], 6, 4, ["kd"])}
+    assert {"s7_MRPC_kd", "s7_MRPC_baseline", "s7_MRPC_kd_tang", "s7_MRPC_baseline_tang"} <= set(jobs)
+    assert not any(name.startswith("s7_MRPC_pkd_tang") for name in jobs)  # only the listed methods are copied
+    assert "train.epoch=6" in jobs["s7_MRPC_kd"].cmd and "train.epoch=3" in jobs["s7_MRPC_theseus"].cmd
+    assert jobs["s7_MRPC_theseus"].deps == ["s7_MRPC_theseus_phase1"]
+    tang = jobs["s7_MRPC_baseline_tang"]
+    assert tang.deps == ["MRPC_aug"] and f"data.aug_file={tmp_path / 'aug' / 'MRPC' / 'tang.tsv'}" in tang.cmd
+    assert "--do_test" not in jobs["s7_MRPC_theseus_phase1"].cmd and "--seed" in jobs["s7_MRPC_kd"].cmd
+
+
+def test_runner_skips_dependants_of_a_failure_and_marks_done(tmp_path):
+    py = sys.executable
+    jobs = [compare_full.Job("a", [py, "-c", "pass"], tmp_path / "a"),
+            compare_full.Job("bad", [py, "-c", "raise SystemExit(3)"], tmp_path / "bad"),
+            compare_full.Job("after_a", [py, "-c", "pass"], tmp_path / "c", ["a"]),
+            compare_full.Job("after_bad", [py, "-c", "pass"], tmp_path / "d", ["bad"]),
+            compare_full.Job("after_after_bad", [py, "-c", "pass"], tmp_path / "e", ["after_bad"])]
+    failed = compare_full.run_graph(jobs, tmp_path / "root", 2, None)
+    assert failed == {"bad", "after_bad", "after_after_bad"}
+    assert sorted(p.name for p in (tmp_path / "root" / "done").iterdir()) == ["a", "after_a"]
+    again = compare_full.run_graph(jobs[:1], tmp_path / "root", 2, None)  # finished jobs are not run again
+    assert again == set() and "$" in (tmp_path / "root" / "logs" / "a.log").read_text()
+    assert (tmp_path / "root" / "logs" / "a.log").read_text().count("$ ") == 1
