@@ -32,6 +32,8 @@ model_list = {"bert_cls": BertCls, "kd": KD, "pkd": PKD}
 model_list["theseus"] = Theseus
 model_list["distilled_bilstm"], model_list["bilstm"] = DistilledBiLSTM, BiLSTMCls
 model_list["tinybert"] = TinyBERT
+from model.kd_hidden import KDHidden  # noqa: E402  (issue 6: the benchmark job)
+model_list["kd_hidden"] = KDHidden
 evaluator_list = {"glue": GlueEvaluator, "accuracy": AccuracyEvaluator, "acc_f1": AccF1Evaluator,
                   "mcc": MCCEvaluator, "correlation": CorrelationEvaluator}
 formatter_list["mlm"] = MLMFormatter

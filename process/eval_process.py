@@ -7,6 +7,7 @@ import torch
 
 from process.distributed import all_gather_objects
 from utils.errors import DataError
+from utils.perf import Throughput
 
 
 def autocast(run):
@@ -28,7 +29,9 @@ def predict(run, split):
     was_training = model.training
     model.eval()
     indices, logits, labels, loss_sum, count = [], [], [], 0.0, 0
+    perf = run.eval_perf = Throughput()  # examples/s of this pass, for the efficiency report
     for batch in run.loaders[split]:
+        perf.count(batch)
         batch = to_device(batch, run.info.device)
         with autocast(run):
             out = model(batch)
@@ -39,6 +42,7 @@ def predict(run, split):
             labels.append(out.get("eval_labels", batch["labels"]).cpu())  # MLM methods: per-example, not (B, L)
             loss_sum += float(out["loss"]) * n
         count += n
+    perf.stop()
     model.train(was_training)
     cat = lambda xs: torch.cat(xs).numpy() if xs else None
     return cat(indices), cat(logits), cat(labels), loss_sum, count

@@ -31,13 +31,26 @@ def build_dataset(config, mode):
     return lookup(dataset_list, config, "data", f"{mode}_dataset_type")(config, mode)
 
 
+def example_lengths(dataset):
+    """Characters of each example's texts (a cheap proxy for tokens, used to group batches by length);
+    None for datasets whose examples carry no text_a (word-level or pre-tokenised inputs)."""
+    lengths = []
+    for i in range(len(dataset)):
+        example = dataset[i]
+        if not isinstance(example, dict) or "text_a" not in example:
+            return None
+        lengths.append(len(example.get("text_a") or "") + len(example.get("text_b") or ""))
+    return lengths
+
+
 def build_loader(config, mode, dataset, info, seed):
     """A DataLoader with its own generator (the global RNG is left to dropout, for exact resume)."""
     formatter = lookup(formatter_list, config, "data", "formatter_type")(config, mode)
     data = IndexedDataset(dataset)
     if mode == "train":
-        sampler = ResumableSampler(data, info.world, info.rank, config.get("train", "shuffle"), seed)
         batch_size = config.get("train", "batch_size")
+        lengths = example_lengths(dataset) if config.get("data", "group_by_length") else None
+        sampler = ResumableSampler(data, info.world, info.rank, config.get("train", "shuffle"), seed, lengths, batch_size)
     else:
         sampler = DistributedSampler(data, info.world, info.rank, shuffle=False) if info.world > 1 else None
         batch_size = config.get("eval", "batch_size")

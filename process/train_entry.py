@@ -6,7 +6,8 @@ from process.distributed import barrier, check_same_config
 from process.init_process import build_dataset, build_loader, init_all
 from process.run_dir import check_free_space, check_writable, prepare, write_json, write_text
 from process.teacher_cache import build_teacher_cache
-from process.test_process import run_test
+from process.efficiency_report import log_efficiency, train_efficiency
+from process.test_process import efficiency, run_test
 from process.train_process import train
 from utils.efficiency import count_params
 from utils.logging import get_logger
@@ -37,6 +38,12 @@ def train_run(config, info, logdir, checkpoint=None, do_test=False):
     state = train(run, logdir)
     summary = {"config": str(config.path), "best_metric": state["best_metric"], "best_step": state["best_step"],
                "steps": state["global_step"], "params": student_params, "teacher_params": teacher_params}
+    if info.is_main:  # issue 6: params, FLOPs/example, examples/s, fraction of the matmul peak, latency
+        split = "valid" if "valid" in run.loaders else None
+        latency = efficiency(run, split) if split and config.get("eval", "latency_batches") else {}
+        latency = {k: latency[k] for k in ("latency_ms", "teacher_latency_ms", "speedup_vs_teacher") if k in latency}
+        summary["efficiency"] = train_efficiency(run, latency)
+        log_efficiency(run, "train", summary["efficiency"])
     if do_test:
         best = Path(logdir) / "checkpoints" / "best.pt"
         if best.is_file():

@@ -17,6 +17,7 @@ from process.guards import NonFiniteLoss, Preempted, SignalFlag, agree
 from process.eval_process import autocast, evaluate, to_device
 from process.run_dir import MetricsLog, export_student
 from utils.logging import get_logger
+from utils.perf import Throughput
 
 
 def wrap_for_training(run):
@@ -117,6 +118,17 @@ def optimizer_step(run):
     run.optimizer.zero_grad(set_to_none=True)
 
 
+def maybe_compile(run):
+    """[train] compile: torch.compile the student and the teacher in place (nn.Module.compile keeps
+    parameter names, so checkpoints and exports are unchanged). Dynamic shapes: batches are padded per batch."""
+    if not run.config.get("train", "compile") or getattr(run, "compiled", False):
+        return
+    run.model.student_model().compile(dynamic=True)
+    if run.model.teacher is not None:
+        run.model.teacher.compile(dynamic=True)
+    run.compiled = True
+
+
 def train(run, logdir):
     """Run (or continue) training; returns the final state dict of counters."""
     config, info, state = run.config, run.info, run.state
@@ -133,7 +145,9 @@ def train(run, logdir):
         restore_rng(run)
         logger.info("resumed from %s at step %d (epoch %d, batch %d)", run.checkpoint, state["global_step"],
                     state["epoch"], state["batches_in_epoch"])
+    maybe_compile(run)
     meter, done = LossMeter(), state["global_step"] >= run.total_steps
+    perf = run.perf = Throughput()  # examples/s of the loop itself, for the efficiency report
     last_eval = last_save = None
     bad_run, bad_now = 0, torch.zeros((), dtype=torch.bool, device=info.device)
     run.model.train()
@@ -146,6 +160,7 @@ def train(run, logdir):
             sampler.skip(micro * config.get("train", "batch_size"))
             for batch in loader:
                 micro += 1
+                perf.count(batch)
                 sync = micro % accum == 0 or micro == micro_per_epoch
                 no_sync = trainer.no_sync() if info.enabled and not sync else contextlib.nullcontext()
                 batch = to_device(batch, info.device)
@@ -179,6 +194,7 @@ def train(run, logdir):
                     bar.update(1)
                 step = state["global_step"]
                 if signum:
+                    perf.stop()
                     raise Preempted(signum, step, save_checkpoint(run, logdir))
                 if nonfinite:
                     continue
@@ -191,14 +207,17 @@ def train(run, logdir):
                         bar.set_postfix(loss=record.get("loss"))
                 evaluated = bool(eval_steps) and step % eval_steps == 0
                 if evaluated:
-                    evaluate_and_keep_best(run, logdir, log)
+                    with perf.paused():
+                        evaluate_and_keep_best(run, logdir, log)
                     last_eval = step
                 if (save_steps and step % save_steps == 0) or (not save_steps and evaluated):
-                    save_checkpoint(run, logdir)
+                    with perf.paused():
+                        save_checkpoint(run, logdir)
                     last_save = step
                 if step >= run.total_steps:
                     done = True
                     break
+            perf.stop()
             if not done or micro >= micro_per_epoch:
                 state["epoch"] += 1
                 state["batches_in_epoch"] = 0
@@ -208,6 +227,7 @@ def train(run, logdir):
                 if not done:
                     save_checkpoint(run, logdir)
                     last_save = state["global_step"]
+            perf.mark = time.perf_counter()
     bar.close()
     if "valid" in run.loaders and state["best_metric"] is None:
         evaluate_and_keep_best(run, logdir, log)

@@ -63,7 +63,11 @@ def tiny_config_text(model_dir, data_dir, model_name="bert_cls", **sections):
     """INI text for a tiny run; `sections` maps section -> {key: value} overrides."""
     base = {
         "data": {"root": str(data_dir), "train_file": "train.tsv", "valid_file": "dev.tsv", "test_file": "test.tsv",
-                 "max_seq_length": 16},
+                 "max_seq_length": 16,
+                 # 48 tiny examples make one length pool, i.e. fully sorted batches whose per-step losses swing
+                 # with length; tests that compare single steps keep the plain shuffle (tests/test_benchmark.py
+                 # covers the default, group_by_length = true)
+                 "group_by_length": "false"},
         "model": {"model_name": model_name, "pretrained": str(model_dir)},
         "train": {"epoch": 2, "batch_size": 8, "learning_rate": 1e-3, "logging_steps": 1, "keep_last": 100},
         "eval": {"batch_size": 8, "latency_batches": 2},

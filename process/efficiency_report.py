@@ -1,0 +1,43 @@
+"""The efficiency block of train_summary.json and results.json (issue 6): what the run cost and how
+close it came to the machine's matmul peak. Rank 0 prints it as one log line."""
+import json
+
+from utils.logging import get_logger
+from utils.perf import efficiency_report
+
+
+def teacher_in_train_step(run):
+    """Whether each training example paid a teacher forward (no logit cache, or hidden states needed)."""
+    model = run.model
+    if model.teacher is None:
+        return False
+    return model._frozen.get("teacher_logits") is None or getattr(model, "uses_hidden", False)
+
+
+def train_efficiency(run, latency=None):
+    """Report for the train loop just run (run.perf from process/train_process.py)."""
+    perf = getattr(run, "perf", None)
+    if perf is None or not perf.examples:
+        return None
+    eps = perf.examples_per_s()
+    report = efficiency_report(run.model.student_model(), run.model.teacher, perf.mean_length(),
+                               eps * run.info.world if eps else None, 3, teacher_in_train_step(run), run.info.world)
+    report.update(latency or {})
+    return report
+
+
+def test_efficiency(run, latency=None):
+    """Report for the last evaluation pass (student inference at [eval] batch_size)."""
+    perf = getattr(run, "eval_perf", None)
+    if perf is None or not perf.examples:
+        return None
+    eps = perf.examples_per_s()
+    report = efficiency_report(run.model.student_model(), run.model.teacher, perf.mean_length(),
+                               eps * run.info.world if eps else None, 1, False, run.info.world)
+    report.update(latency or {})
+    return report
+
+
+def log_efficiency(run, what, report):
+    if report and run.info.is_main:
+        get_logger().info("efficiency (%s): %s", what, json.dumps(report))

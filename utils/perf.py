@@ -1,0 +1,98 @@
+"""Efficiency report of a train or test run: parameters, FLOPs per example at the measured mean length,
+measured examples/s, achieved FLOP/s and its fraction of this machine's measured matmul peak.
+
+FLOPs follow utils/flops.py (FlopCounterMode convention: matmuls only, multiply-add = 2). A training
+example costs 3x the student's forward (forward + backward) plus one teacher forward unless the teacher's
+logits come from the cache. The peak is a short fp32 matmul, measured once per process and cached."""
+import contextlib
+import functools
+import time
+
+import torch
+
+from utils.flops import dummy_tower, measured_flops
+
+
+@functools.lru_cache(maxsize=4)
+def matmul_peak_flops(size=1024, repeats=8, dtype=torch.float32):
+    """Best FLOP/s of a size x size matmul on this process's threads (about 0.2 s on 2 CPU cores)."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size ** 3 / best
+
+
+def forward_flops(model, length):
+    """FLOPs of one forward of an HF encoder / classifier over `length` tokens (batch 1); None when the
+    model does not take input_ids (word-level students, two-tower models)."""
+    if model is None or length is None:
+        return None
+    try:
+        was = model.training
+        model.eval()
+        try:
+            return int(measured_flops(lambda: model(**dummy_tower(max(2, int(round(length))))), model))
+        finally:
+            model.train(was)
+    except Exception:  # noqa: BLE001 - a model with other inputs simply has no FLOPs figure
+        return None
+
+
+class Throughput:
+    """Examples, padded tokens and compute seconds of the train loop (evaluation and checkpoints paused).
+    Reads tensor shapes only: no host sync."""
+
+    def __init__(self):
+        self.examples, self.tokens, self.batches, self.seconds = 0, 0, 0, 0.0
+        self.mark = time.perf_counter()
+
+    def count(self, batch):
+        ids = batch.get("input_ids")
+        self.examples += batch["index"].numel()
+        self.batches += 1
+        if ids is not None and ids.dim() == 2:
+            self.tokens += ids.numel()
+
+    @contextlib.contextmanager
+    def paused(self):
+        self.seconds += time.perf_counter() - self.mark
+        try:
+            yield
+        finally:
+            self.mark = time.perf_counter()
+
+    def stop(self):
+        self.seconds += time.perf_counter() - self.mark
+        self.mark = time.perf_counter()
+
+    def mean_length(self):
+        return self.tokens / self.examples if self.tokens and self.examples else None
+
+    def examples_per_s(self):
+        return self.examples / self.seconds if self.seconds > 0 else None
+
+
+def efficiency_report(student, teacher, mean_length, examples_per_s, flops_factor, teacher_in_step, world=1):
+    """The report dict. flops_factor: student forwards per example (3 training, 1 inference);
+    teacher_in_step: whether each example also pays a teacher forward."""
+    from utils.efficiency import count_params
+    s_flops, t_flops = forward_flops(student, mean_length), forward_flops(teacher, mean_length)
+    report = {"student_params": count_params(student), "teacher_params": count_params(teacher) if teacher is not None else None,
+              "mean_padded_length": round(mean_length, 2) if mean_length else None,
+              "student_forward_flops_per_example": s_flops, "teacher_forward_flops_per_example": t_flops,
+              "examples_per_s": round(examples_per_s, 2) if examples_per_s else None}
+    per_example = None if s_flops is None else flops_factor * s_flops + ((t_flops or 0) if teacher_in_step else 0)
+    report["flops_per_example"] = per_example
+    peak = matmul_peak_flops()
+    report["peak_matmul_flops_per_s"] = round(peak)
+    if per_example and examples_per_s:
+        achieved = per_example * examples_per_s / max(1, world)  # per process, like the peak
+        report["achieved_flops_per_s"] = round(achieved)
+        report["fraction_of_peak"] = round(achieved / peak, 4)
+    if s_flops and t_flops:
+        report["flops_speedup_vs_teacher"] = round(t_flops / s_flops, 2)
+    return report
