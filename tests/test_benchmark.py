@@ -80,6 +80,16 @@ def test_step_clock_takes_probe_time_off_the_clock():
     assert clock.time_to(90.0) == (None, None)
 
 
+def test_step_profile_bounds_the_same_batches_gain(bench_inputs):
+    from benchmarks.step_profile import main
+    teacher, source, data = bench_inputs
+    out = main(["--threads", "1", "--repeats", "2", "--teacher", str(teacher), "--student_source", str(source),
+                "--train", str(data / "train.tsv")])
+    step, default = out["teacher_and_student_forward_backward_ms"], out["clip_and_adamw_default_step_ms"]
+    assert 0 < out["teacher_forward_ms"] and 0 < default
+    assert out["ceiling_same_batches_speedup"] == round((step + default) / step, 3)
+
+
 def test_benchmark_skips_cleanly_without_data(tmp_path):
     from benchmarks.run import main
     out = main(["--train", str(tmp_path / "none.tsv"), "--out", str(tmp_path / "b.json")])
