@@ -14,28 +14,26 @@ def teacher_in_train_step(run):
     return model._frozen.get("teacher_logits") is None or getattr(model, "uses_hidden", False)
 
 
-def train_efficiency(run, latency=None):
-    """Report for the train loop just run (run.perf from process/train_process.py)."""
-    perf = getattr(run, "perf", None)
+def loop_report(run, perf, flops_factor, teacher_in_step, latency):
+    """The report of one measured loop (None when it counted nothing)."""
     if perf is None or not perf.examples:
         return None
     eps = perf.examples_per_s()
     report = efficiency_report(run.model.student_model(), run.model.teacher, perf.mean_length(),
-                               eps * run.info.world if eps else None, 3, teacher_in_train_step(run), run.info.world)
+                               eps * run.info.world if eps else None, flops_factor, teacher_in_step, run.info.world)
     report.update(latency or {})
     return report
+
+
+def train_efficiency(run, latency=None):
+    """Report for the train loop just run (run.perf from process/train_process.py): 3 student forwards per
+    example (forward + backward) plus the teacher's unless its logits came from the cache."""
+    return loop_report(run, getattr(run, "perf", None), 3, teacher_in_train_step(run), latency)
 
 
 def test_efficiency(run, latency=None):
     """Report for the last evaluation pass (student inference at [eval] batch_size)."""
-    perf = getattr(run, "eval_perf", None)
-    if perf is None or not perf.examples:
-        return None
-    eps = perf.examples_per_s()
-    report = efficiency_report(run.model.student_model(), run.model.teacher, perf.mean_length(),
-                               eps * run.info.world if eps else None, 1, False, run.info.world)
-    report.update(latency or {})
-    return report
+    return loop_report(run, getattr(run, "eval_perf", None), 1, False, latency)
 
 
 def log_efficiency(run, what, report):

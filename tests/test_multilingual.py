@@ -317,7 +317,7 @@ def test_cache_is_computed_once_across_ddp_ranks(tmp_path):
     for p in procs:
         p.join(120)
     assert all(p.exitcode == 0 for p in procs)
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2))
     assert sorted(r0["count"] + r1["count"]) == sorted(f"sentence {i}" for i in range(7))  # each once, over all ranks
     assert torch.equal(r0["table"], r1["table"]) and torch.equal(r0["table"], r0["again"])
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 1
