@@ -36,6 +36,11 @@ def test_efficiency(run, latency=None):
     return loop_report(run, getattr(run, "eval_perf", None), 1, False, latency)
 
 
+def latency_fields(results):
+    """The latency entries of a results dict (process/test_process.py efficiency) the report carries."""
+    return {k: results[k] for k in ("latency_ms", "teacher_latency_ms", "speedup_vs_teacher") if k in results}
+
+
 def log_efficiency(run, what, report):
     if report and run.info.is_main:
         get_logger().info("efficiency (%s): %s", what, json.dumps(report))

@@ -31,15 +31,20 @@ def build_dataset(config, mode):
     return lookup(dataset_list, config, "data", f"{mode}_dataset_type")(config, mode)
 
 
+def text_length(example):
+    """Characters of the example's texts: a cheap proxy for tokens, so batches of similar length pad little."""
+    return len(example.get("text_a") or "") + len(example.get("text_b") or "")
+
+
 def example_lengths(dataset):
-    """Characters of each example's texts (a cheap proxy for tokens, used to group batches by length);
-    None for datasets whose examples carry no text_a (word-level or pre-tokenised inputs)."""
+    """text_length of each example, to group batches by length; None for datasets whose examples carry
+    no text_a (word-level or pre-tokenised inputs)."""
     lengths = []
     for i in range(len(dataset)):
         example = dataset[i]
         if not isinstance(example, dict) or "text_a" not in example:
             return None
-        lengths.append(len(example.get("text_a") or "") + len(example.get("text_b") or ""))
+        lengths.append(text_length(example))
     return lengths
 
 

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from process.distributed import all_gather_objects
 from process.eval_process import to_device
-from process.init_process import IndexedDataset
+from process.init_process import IndexedDataset, text_length
 from utils.logging import get_logger
 
 
@@ -20,11 +20,6 @@ def wants_cache(run):
     model = run.model
     return (run.config.get("distill", "cache_teacher") and model.teacher is not None
             and getattr(model, "caches_teacher_logits", False) and not getattr(model, "uses_hidden", False))
-
-
-def text_length(example):
-    """Characters of the example's texts: batches of similar length waste little on padding."""
-    return len(example.get("text_a") or "") + len(example.get("text_b") or "")
 
 
 @torch.inference_mode()

@@ -42,9 +42,8 @@ def run_test(run, logdir, split="test"):
     results = {"config": str(run.config.path), "checkpoint": run.checkpoint, "metrics": metrics}
     results.update(efficiency(run, split) if run.info.is_main else {})
     if run.info.is_main:  # issue 6: FLOPs, examples/s, fraction of the matmul peak (process/efficiency_report.py)
-        from process.efficiency_report import log_efficiency, test_efficiency
-        latency = {k: results[k] for k in ("latency_ms", "teacher_latency_ms", "speedup_vs_teacher") if k in results}
-        results["efficiency"] = test_efficiency(run, latency)
+        from process.efficiency_report import latency_fields, log_efficiency, test_efficiency
+        results["efficiency"] = test_efficiency(run, latency_fields(results))
         log_efficiency(run, "test", results["efficiency"])
     if hasattr(run.model, "analytic_flops"):  # text-matching models: FLOPs split offline / online (utils/flops.py)
         results["flops"], results["params_with_heads"] = run.model.analytic_flops(), count_params(run.model)

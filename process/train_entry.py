@@ -6,7 +6,7 @@ from process.distributed import barrier, check_same_config
 from process.init_process import build_dataset, build_loader, init_all
 from process.run_dir import check_free_space, check_writable, prepare, write_json, write_text
 from process.teacher_cache import build_teacher_cache
-from process.efficiency_report import log_efficiency, train_efficiency
+from process.efficiency_report import latency_fields, log_efficiency, train_efficiency
 from process.test_process import efficiency, run_test
 from process.train_process import train
 from utils.efficiency import count_params
@@ -41,8 +41,7 @@ def train_run(config, info, logdir, checkpoint=None, do_test=False):
     if info.is_main:  # issue 6: params, FLOPs/example, examples/s, fraction of the matmul peak, latency
         split = "valid" if "valid" in run.loaders else None
         latency = efficiency(run, split) if split and config.get("eval", "latency_batches") else {}
-        latency = {k: latency[k] for k in ("latency_ms", "teacher_latency_ms", "speedup_vs_teacher") if k in latency}
-        summary["efficiency"] = train_efficiency(run, latency)
+        summary["efficiency"] = train_efficiency(run, latency_fields(latency))
         log_efficiency(run, "train", summary["efficiency"])
     if do_test:
         best = Path(logdir) / "checkpoints" / "best.pt"
