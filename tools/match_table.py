@@ -24,6 +24,12 @@ def accuracy(results):
     return results["metrics"].get("accuracy")
 
 
+def metric_gap(first, second, name):
+    """first - second on one metric, in points; None when either run lacks it (F1 exists for QQP only)."""
+    a, b = first["metrics"].get(name), second["metrics"].get(name)
+    return None if a is None or b is None else 100 * (a - b)
+
+
 def row(task, label, results):
     if results is None:
         return f"| {task} | {label} | missing | | | | |"
@@ -47,9 +53,10 @@ def table(roots):
         lines += [row(task, label, found[stage]) for stage, label in ROWS]
         if found["virt"] and found["siamese"]:
             gap = 100 * (accuracy(found["virt"]) - accuracy(found["siamese"]))
+            f1 = f" (F1 {f1_gap:+.2f})" if (f1_gap := metric_gap(found["virt"], found["siamese"], "f1")) is not None else ""
             twin = f"; vs its no-teacher late-fusion twin {100 * (accuracy(found['virt']) - accuracy(found['late_fusion'])):+.2f}" \
                 if found["late_fusion"] else ""
-            gaps.append(f"- {task}: VIRT - plain two-tower = {gap:+.2f} accuracy points{twin}")
+            gaps.append(f"- {task}: VIRT - plain two-tower = {gap:+.2f} accuracy points{f1}{twin}")
     return "\n".join(lines + [""] + gaps)
 
 
