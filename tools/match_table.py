@@ -20,10 +20,6 @@ def load(root, stage):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def accuracy(results):
-    return results["metrics"].get("accuracy")
-
-
 def metric_gap(first, second, name):
     """first - second on one metric, in points; None when either run lacks it (F1 exists for QQP only)."""
     a, b = first["metrics"].get(name), second["metrics"].get(name)
@@ -52,10 +48,10 @@ def table(roots):
         found = {stage: load(root, stage) for stage, _ in ROWS}
         lines += [row(task, label, found[stage]) for stage, label in ROWS]
         if found["virt"] and found["siamese"]:
-            gap = 100 * (accuracy(found["virt"]) - accuracy(found["siamese"]))
-            f1 = f" (F1 {f1_gap:+.2f})" if (f1_gap := metric_gap(found["virt"], found["siamese"], "f1")) is not None else ""
-            twin = f"; vs its no-teacher late-fusion twin {100 * (accuracy(found['virt']) - accuracy(found['late_fusion'])):+.2f}" \
-                if found["late_fusion"] else ""
+            virt, siamese, twin_run = found["virt"], found["siamese"], found["late_fusion"]
+            gap, f1_gap = metric_gap(virt, siamese, "accuracy"), metric_gap(virt, siamese, "f1")
+            f1 = f" (F1 {f1_gap:+.2f})" if f1_gap is not None else ""
+            twin = f"; vs its no-teacher late-fusion twin {metric_gap(virt, twin_run, 'accuracy'):+.2f}" if twin_run else ""
             gaps.append(f"- {task}: VIRT - plain two-tower = {gap:+.2f} accuracy points{f1}{twin}")
     return "\n".join(lines + [""] + gaps)
 
