@@ -28,6 +28,12 @@ if str(REPO) not in sys.path:
 from benchmarks.report import markdown, targets  # noqa: E402
 
 TOOLS = ("framework", "plain", "brewer")
+# opt-in framework jobs (--extras): the bf16 and compile keys, and the same-batches kd job with the full last layer
+# (what the loop alone gains on identical batches, without model/cls_only.py)
+EXTRAS = {"bf16": {"mode": "as_shipped", "loss": "kd_hidden", "cache": True, "precision": "bf16"},
+          "compile": {"mode": "as_shipped", "loss": "kd_hidden", "cache": True, "compile": True},
+          "full_last_layer": {"mode": "same_batches", "loss": "kd", "cache": False,
+                              "set": ["train.cls_only_last_layer=false"]}}
 
 
 def parse(argv=None):
@@ -48,13 +54,14 @@ def parse(argv=None):
     p.add_argument("--tools", default=",".join(TOOLS), help="comma list of framework, plain, brewer")
     p.add_argument("--modes", default="as_shipped,same_batches")
     p.add_argument("--losses", default="kd,kd_hidden")
-    p.add_argument("--accuracy_seeds", type=int, default=2,
+    p.add_argument("--accuracy_seeds", type=int, default=4,
                    help="repeat the as-shipped kd_hidden job of KD-Worker and the plain loop with this many more seeds "
                         "(the dev-accuracy target compares means)")
     p.add_argument("--no_cache_job", action="store_true", help="skip the framework's cache-off job (the caching ratio)")
     p.add_argument("--no_ddp", action="store_true", help="skip the 2-process gloo DDP job")
     p.add_argument("--no_inference", action="store_true", help="skip the inference latency / throughput job")
-    p.add_argument("--extras", default="", help="comma list of extra framework jobs: bf16, compile (as_shipped, kd_hidden)")
+    p.add_argument("--extras", default="", help="comma list of extra framework jobs: bf16, compile (as_shipped, kd_hidden), "
+                   "full_last_layer (same_batches, kd, [train] cls_only_last_layer = false)")
     p.add_argument("--probe_every", type=int, default=None,
                    help="measure dev accuracy every N steps (default: --window; 0 = off); probe time is off the clock")
     p.add_argument("--target_acc", type=float, default=75.0,
@@ -173,9 +180,7 @@ def main(argv=None):
             out["results"].append(run_job(dict(base, tool=tool, mode="as_shipped", loss="kd_hidden", cache=True, seed=seed,
                                                tag=f"seed{seed}"), args, work))
     for extra in [e for e in args.extras.split(",") if e]:
-        settings = {"bf16": {"precision": "bf16"}, "compile": {"compile": True}}[extra]
-        out["results"].append(run_job(dict(base, tool="framework", mode="as_shipped", loss="kd_hidden", tag=extra, **settings),
-                                      args, work))
+        out["results"].append(run_job(dict(base, tool="framework", tag=extra, **EXTRAS[extra]), args, work))
     if not args.no_inference:
         out["inference"] = run_job(dict(base, tool="inference"), args, work)
     if not args.no_ddp:

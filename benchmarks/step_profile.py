@@ -1,7 +1,8 @@
 """Where one training step of the benchmark job spends its time, on one identical 32 x 64 batch ("same
 batches" mode): teacher forward, student forward + backward, and gradient clipping + optimizer step with
 torch.optim.AdamW's defaults (the plain loop) and fused (KD-Worker). Bounds what a loop can gain on
-identical batches: only the non-matmul part differs between loops.
+identical batches: only the non-matmul part differs between loops, except that for logits-only KD
+KD-Worker runs the last layer of teacher and student for [CLS] only (model/cls_only.py), timed here too.
 
   python benchmarks/step_profile.py --threads 2"""
 import argparse
@@ -43,16 +44,24 @@ def main(argv=None):
              if k != "labels"}
     student.train()
 
-    def teacher_forward():
-        with torch.inference_mode():
-            return teacher(**batch, output_hidden_states=True)
+    from model.cls_only import cls_only_last_layer
 
-    def forward_backward():
-        t_out = teacher_forward()
-        kd_terms(student(**batch, output_hidden_states=True), t_out, batch["attention_mask"], True, pairs).backward()
+    def teacher_forward(hidden=True, cls_only=False):
+        with torch.inference_mode(), cls_only_last_layer(teacher, cls_only):
+            return teacher(**batch, output_hidden_states=hidden)
+
+    def forward_backward(hidden=True, cls_only=False):
+        t_out = teacher_forward(hidden, cls_only)
+        with cls_only_last_layer(student, cls_only):
+            s_out = student(**batch, output_hidden_states=hidden)
+        kd_terms(s_out, t_out, batch["attention_mask"], hidden, pairs).backward()
 
     out = {"teacher_forward_ms": median_ms(teacher_forward, own.repeats),
            "teacher_and_student_forward_backward_ms": median_ms(forward_backward, own.repeats)}
+    for cls_only in (False, True):  # logits-only KD, full last layer / [CLS]-only last layer
+        name = "cls_only" if cls_only else "full"
+        out[f"kd_teacher_forward_{name}_ms"] = median_ms(lambda: teacher_forward(False, cls_only), own.repeats)
+        out[f"kd_forward_backward_{name}_ms"] = median_ms(lambda: forward_backward(False, cls_only), own.repeats)
     for name, kwargs in (("adamw_default", {}), ("adamw_fused", {"fused": True})):
         optimizer = torch.optim.AdamW(no_decay_groups(student), lr=args.lr, **kwargs)
 

@@ -3,6 +3,8 @@ frozen teacher kept out of parameters(), state_dict() and DDP."""
 import torch
 from torch import nn
 
+from model.cls_only import cls_only_last_layer
+
 STUDENT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 WORD_KEYS = ("word_ids", "word_lengths")  # word-level students (formatter/word_vocab.py, model/bilstm.py)
 
@@ -62,6 +64,11 @@ class DistillModel(nn.Module):
         return self
 
     caches_teacher_logits = False  # methods whose teacher term needs logits only (KD family) set True
+    cls_only = False  # logits-only forwards run the last layer for [CLS] only (set by use_cls_only)
+
+    def use_cls_only(self, config):
+        """[train] cls_only_last_layer, except under torch.compile (swapping a layer per call would recompile)."""
+        self.cls_only = config.get("train", "cls_only_last_layer") and not config.get("train", "compile")
 
     def set_teacher_cache(self, logits):
         """(N, labels) teacher logits by training-example index (process/teacher_cache.py)."""
@@ -69,7 +76,7 @@ class DistillModel(nn.Module):
 
     def teacher_forward(self, batch):
         """The teacher's logits, always computed (the cache's own source)."""
-        with torch.inference_mode():
+        with torch.inference_mode(), cls_only_last_layer(self.teacher, self.cls_only):
             return self.teacher(**teacher_inputs(batch)).logits
 
     def run_teacher(self, batch, hidden=False):
@@ -78,7 +85,7 @@ class DistillModel(nn.Module):
         cache = self._frozen.get("teacher_logits")
         if cache is not None and not hidden and self.training:
             return cache[batch["index"]].clone()
-        with torch.inference_mode():
+        with torch.inference_mode(), cls_only_last_layer(self.teacher, self.cls_only and not hidden):
             out = self.teacher(**teacher_inputs(batch), output_hidden_states=hidden)
         if not hidden:
             return out.logits.clone()

@@ -1,5 +1,6 @@
 """kd: Hinton et al. 2015 knowledge distillation on the output logits (KL*T^2 or logit MSE) plus hard labels."""
 from model.base import DistillModel, student_inputs
+from model.cls_only import cls_only_last_layer
 from model.hf_loader import load_classifier, resolve_model_path
 from model.loss import soft_loss, task_loss
 from model.student import build_student
@@ -20,6 +21,7 @@ class KD(DistillModel):
         self.temperature = config.get("distill", "temperature")
         self.soft_weight = config.get("distill", "soft_weight")
         self.hard_weight = config.get("distill", "hard_weight")
+        self.use_cls_only(config)
 
     caches_teacher_logits = True  # the soft term needs the teacher's logits only (unless uses_hidden)
     uses_hidden = False  # methods matching intermediate layers set this and override intermediate_loss
@@ -34,7 +36,8 @@ class KD(DistillModel):
 
     def forward(self, batch):
         hidden = self.uses_hidden and self.training
-        out_s = self.student(**student_inputs(batch), output_hidden_states=hidden)
+        with cls_only_last_layer(self.student_model(), self.cls_only and not hidden):
+            out_s = self.student(**student_inputs(batch), output_hidden_states=hidden)
         out = {"logits": out_s.logits}
         has_labels = "labels" in batch
         if has_labels:

@@ -30,14 +30,15 @@ def test_tiny_benchmark_prints_table_and_writes_json(tmp_path, bench_inputs, cap
     out = main(["--inprocess", "--threads", "1", "--warmup", "1", "--window", "2", "--windows", "2",
                 "--teacher", str(teacher), "--student_source", str(source), "--train", str(data / "train.tsv"),
                 "--dev", str(data / "dev.tsv"), "--tools", "framework,plain", "--no_ddp", "--inference_batches", "3",
-                "--target_acc", "0", "--accuracy_seeds", "1",
+                "--target_acc", "0", "--accuracy_seeds", "1", "--extras", "full_last_layer",
                 "--out", str(tmp_path / "bench.json")])
     saved = json.loads((tmp_path / "bench.json").read_text())
     assert saved["job"]["steps"] == 5 and saved["job"]["pairs"] == [[1, 2], [2, 4]]  # 4 -> 2 layers: 1,2 <- 2,4
     runs = [r for r in saved["results"] if r["tool"] in ("framework", "plain")]
     assert {(r["tool"], r["mode"], r["loss"], r["tag"]) for r in runs} == {
         (t, m, l, None) for t in ("framework", "plain") for m in ("as_shipped", "same_batches") for l in ("kd", "kd_hidden")
-    } | {("framework", "as_shipped", "kd", "no_cache")} | {(t, "as_shipped", "kd_hidden", "seed43") for t in ("framework", "plain")}
+    } | {("framework", "as_shipped", "kd", "no_cache")} | {(t, "as_shipped", "kd_hidden", "seed43") for t in ("framework", "plain")} \
+        | {("framework", "same_batches", "kd", "full_last_layer")}
     for r in runs:
         assert "error" not in r, r
         assert r["steps"] == 5 and len(r["windows"]) == 2 and r["examples_per_s"] > 0, r
@@ -50,6 +51,7 @@ def test_tiny_benchmark_prints_table_and_writes_json(tmp_path, bench_inputs, cap
     assert all(0 < r["mean_padded_length"] < 64 for r in fw if r["mode"] == "as_shipped")  # dynamic padding
     cached = [r["teacher_cached"] for r in fw if r["mode"] == "as_shipped" and r["loss"] == "kd"]
     assert sorted(cached) == [False, True]  # the default caches logits; the no_cache job does not
+    assert [r["tag"] for r in fw if not r["cls_only_last_layer"]] == ["full_last_layer"]  # on by default
     assert {"teacher", "student"} <= set(saved["inference"]) and saved["inference"]["student"]["latency_ms_b1"] > 0
     names = [t["target"] for t in saved["targets"]]
     assert any("mean of 2 seeds" in n for n in names)

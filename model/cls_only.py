@@ -1,0 +1,84 @@
+"""Logit-only forwards run the last encoder layer for the [CLS] position alone.
+
+A BERT / RoBERTa / XLM-R sequence classifier reads nothing of the last layer's output but position 0, and
+inside a transformer layer a position sees the others only through its attention query. So when a loss
+needs the logits only (Hinton KD, the teacher-logit cache, evaluation), the last layer computes keys and
+values for every token but its query, attention output, feed-forward and LayerNorms for [CLS] alone:
+about 2/12 of that layer's matmuls instead of 12/12, forward and backward. Logits and gradients are
+those of the full forward up to float rounding (tests/test_cls_only.py). Models or layers of another
+shape run unchanged."""
+import contextlib
+import sys
+
+from torch import nn
+
+from model.features import encoder_layers
+
+CLS_HEADS = ("BertForSequenceClassification", "RobertaForSequenceClassification",
+             "XLMRobertaForSequenceClassification")
+
+
+def _bert_like(layer):
+    attention = getattr(layer, "attention", None)
+    self_attention = getattr(attention, "self", None)
+    return (all(hasattr(self_attention, name) for name in ("query", "key", "value", "num_attention_heads",
+                                                          "attention_head_size", "scaling", "dropout", "config"))
+            and hasattr(attention, "output") and hasattr(layer, "feed_forward_chunk")
+            and not getattr(layer, "is_decoder", False))
+
+
+def supports_cls_only(model):
+    """True when `model` is a sequence classifier reading position 0 whose last layer has BERT's shape."""
+    if type(model).__name__ not in CLS_HEADS:
+        return False
+    try:
+        return _bert_like(encoder_layers(model)[-1])
+    except Exception:  # noqa: BLE001 - no recognisable layer list: run the model unchanged
+        return False
+
+
+class ClsOnlyLayer(nn.Module):
+    """Wraps a BERT-style layer: (B, L, H) in, (B, 1, H) out, the [CLS] row of the full layer's output."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, hidden_states, attention_mask=None, *args, **kwargs):
+        attention = self.layer.attention.self
+        batch, length, _ = hidden_states.shape
+        heads, width = attention.num_attention_heads, attention.attention_head_size
+        cls = hidden_states[:, :1]
+        query = attention.query(cls).view(batch, 1, heads, width).transpose(1, 2)
+        key = attention.key(hidden_states).view(batch, length, heads, width).transpose(1, 2)
+        value = attention.value(hidden_states).view(batch, length, heads, width).transpose(1, 2)
+        if attention_mask is not None and attention_mask.dim() == 4 and attention_mask.shape[-2] > 1:
+            attention_mask = attention_mask[:, :, :1, :]
+        attend = _attention_function(attention)
+        context, _ = attend(attention, query, key, value, attention_mask,
+                            dropout=attention.dropout.p if attention.training else 0.0, scaling=attention.scaling)
+        context = context.reshape(batch, 1, heads * width)
+        return self.layer.feed_forward_chunk(self.layer.attention.output(context, cls))
+
+
+def _attention_function(attention):
+    """The attention kernel the model itself is configured with (sdpa, eager, ...)."""
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+    eager = sys.modules[type(attention).__module__].eager_attention_forward
+    return ALL_ATTENTION_FUNCTIONS.get_interface(attention.config._attn_implementation, eager)
+
+
+@contextlib.contextmanager
+def cls_only_last_layer(model, enabled=True):
+    """Within the block, `model`'s logits-only forwards compute the last layer for [CLS] only
+    (no-op when disabled or unsupported; hidden states of the last layer are then (B, 1, H))."""
+    if not enabled or not supports_cls_only(model):
+        yield
+        return
+    layers = encoder_layers(model)
+    original = layers[-1]
+    layers[-1] = ClsOnlyLayer(original)
+    try:
+        yield
+    finally:
+        layers[-1] = original
