@@ -65,10 +65,15 @@ class DistillModel(nn.Module):
 
     caches_teacher_logits = False  # methods whose teacher term needs logits only (KD family) set True
     cls_only = False  # logits-only forwards run the last layer for [CLS] only (set by use_cls_only)
+    hidden_reads_cls_only = False  # methods that read only position 0 of every hidden state (PKD) set True
 
     def use_cls_only(self, config):
         """[train] cls_only_last_layer, except under torch.compile (swapping a layer per call would recompile)."""
         self.cls_only = config.get("train", "cls_only_last_layer") and not config.get("train", "compile")
+
+    def last_layer_cls_only(self, hidden):
+        """Whether this forward may run the last layer for [CLS] only: logits only, or hidden states read at [CLS]."""
+        return self.cls_only and (not hidden or self.hidden_reads_cls_only)
 
     def set_teacher_cache(self, logits):
         """(N, labels) teacher logits by training-example index (process/teacher_cache.py)."""
@@ -85,7 +90,7 @@ class DistillModel(nn.Module):
         cache = self._frozen.get("teacher_logits")
         if cache is not None and not hidden and self.training:
             return cache[batch["index"]].clone()
-        with torch.inference_mode(), cls_only_last_layer(self.teacher, self.cls_only and not hidden):
+        with torch.inference_mode(), cls_only_last_layer(self.teacher, self.last_layer_cls_only(hidden)):
             out = self.teacher(**teacher_inputs(batch), output_hidden_states=hidden)
         if not hidden:
             return out.logits.clone()

@@ -36,7 +36,7 @@ class KD(DistillModel):
 
     def forward(self, batch):
         hidden = self.uses_hidden and self.training
-        with cls_only_last_layer(self.student_model(), self.cls_only and not hidden):
+        with cls_only_last_layer(self.student_model(), self.last_layer_cls_only(hidden)):
             out_s = self.student(**student_inputs(batch), output_hidden_states=hidden)
         out = {"logits": out_s.logits}
         has_labels = "labels" in batch

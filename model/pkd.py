@@ -15,6 +15,7 @@ from utils.errors import ConfigError
 
 class PKD(KD):
     uses_hidden = True
+    hidden_reads_cls_only = True  # patience reads [CLS] only, so the last layers may run for [CLS] alone
 
     def __init__(self, config):
         super().__init__(config)

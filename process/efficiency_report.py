@@ -14,13 +14,13 @@ def teacher_in_train_step(run):
     return model._frozen.get("teacher_logits") is None or getattr(model, "uses_hidden", False)
 
 
-def loop_report(run, perf, flops_factor, teacher_in_step, latency):
+def loop_report(run, perf, flops_factor, teacher_in_step, latency, cls_only=False):
     """The report of one measured loop (None when it counted nothing)."""
     if perf is None or not perf.examples:
         return None
     eps = perf.examples_per_s()
     report = efficiency_report(run.model.student_model(), run.model.teacher, perf.mean_length(),
-                               eps * run.info.world if eps else None, flops_factor, teacher_in_step, run.info.world)
+                               eps * run.info.world if eps else None, flops_factor, teacher_in_step, run.info.world, cls_only)
     report.update(latency or {})
     return report
 
@@ -28,12 +28,13 @@ def loop_report(run, perf, flops_factor, teacher_in_step, latency):
 def train_efficiency(run, latency=None):
     """Report for the train loop just run (run.perf from process/train_process.py): 3 student forwards per
     example (forward + backward) plus the teacher's unless its logits came from the cache."""
-    return loop_report(run, getattr(run, "perf", None), 3, teacher_in_train_step(run), latency)
+    cls_only = run.model.last_layer_cls_only(getattr(run.model, "uses_hidden", False))
+    return loop_report(run, getattr(run, "perf", None), 3, teacher_in_train_step(run), latency, cls_only)
 
 
 def test_efficiency(run, latency=None):
     """Report for the last evaluation pass (student inference at [eval] batch_size)."""
-    return loop_report(run, getattr(run, "eval_perf", None), 1, False, latency)
+    return loop_report(run, getattr(run, "eval_perf", None), 1, False, latency, run.model.last_layer_cls_only(False))
 
 
 def latency_fields(results):

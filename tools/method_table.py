@@ -99,6 +99,8 @@ def main():
     parser.add_argument("--root", default="runs/cmp")
     parser.add_argument("--teacher")
     parser.add_argument("--latency_root", help="where tools/latency_runs.sh wrote (default <root>/latency)")
+    parser.add_argument("--suffix", default="", help="read <run><suffix> and <twin><suffix>, e.g. _lr3e-4 "
+                        "(tools/compare_methods.sh mrpc_lr3e4); one-seed roots only")
     args = parser.parse_args()
     seeded = any(Path(args.root).glob("s*/" + args.task))
     default_teacher = Path(args.root) / "teachers" / args.task if seeded else Path(f"runs/glue/{args.task}/teacher")
@@ -117,6 +119,7 @@ def main():
     print(f"| teacher (teacher.config) | {teacher['params']:,} | {describe(teacher['metrics'])} | 100% | "
           f"{teacher.get('latency_ms', '-')} | - | - | - |")
     for method, config, run, twin, twin_what in ROWS:
+        run, twin = run + args.suffix, twin + args.suffix
         try:
             mine, theirs = load(args.root, args.task, run, latencies), load(args.root, args.task, twin)
         except FileNotFoundError as err:

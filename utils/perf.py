@@ -26,16 +26,19 @@ def matmul_peak_flops(size=1024, repeats=8, dtype=torch.float32):
     return 2 * size ** 3 / best
 
 
-def forward_flops(model, length):
-    """FLOPs of one forward of an HF encoder / classifier over `length` tokens (batch 1); None when the
-    model does not take input_ids (word-level students, two-tower models)."""
+def forward_flops(model, length, cls_only=False):
+    """FLOPs of one forward of an HF encoder / classifier over `length` tokens (batch 1), its last layer for
+    [CLS] only when cls_only (model/cls_only.py); None when the model does not take input_ids (word-level
+    students, two-tower models)."""
+    from model.cls_only import cls_only_last_layer
     if model is None or length is None:
         return None
     try:
         was = model.training
         model.eval()
         try:
-            return int(measured_flops(lambda: model(**dummy_tower(max(2, int(round(length))))), model))
+            with cls_only_last_layer(model, cls_only):
+                return int(measured_flops(lambda: model(**dummy_tower(max(2, int(round(length))))), model))
         finally:
             model.train(was)
     except Exception:  # noqa: BLE001 - a model with other inputs simply has no FLOPs figure
@@ -76,16 +79,21 @@ class Throughput:
         return self.examples / self.seconds if self.seconds > 0 else None
 
 
-def efficiency_report(student, teacher, mean_length, examples_per_s, flops_factor, teacher_in_step, world=1):
+def efficiency_report(student, teacher, mean_length, examples_per_s, flops_factor, teacher_in_step, world=1, cls_only=False):
     """The report dict. flops_factor: student forwards per example (3 training, 1 inference);
-    teacher_in_step: whether each example also pays a teacher forward."""
+    teacher_in_step: whether each example also pays a teacher forward; cls_only: the loop ran the last
+    layers for [CLS] only, so the FLOPs it spent (flops_per_example, achieved) count that, while the
+    per-model forward FLOPs and their ratio stay those of the full models (what an exported model runs)."""
     from utils.efficiency import count_params
     s_flops, t_flops = forward_flops(student, mean_length), forward_flops(teacher, mean_length)
     report = {"student_params": count_params(student), "teacher_params": count_params(teacher) if teacher is not None else None,
               "mean_padded_length": round(mean_length, 2) if mean_length else None,
               "student_forward_flops_per_example": s_flops, "teacher_forward_flops_per_example": t_flops,
               "examples_per_s": round(examples_per_s, 2) if examples_per_s else None}
-    per_example = None if s_flops is None else flops_factor * s_flops + ((t_flops or 0) if teacher_in_step else 0)
+    s_spent, t_spent = ((forward_flops(student, mean_length, True), forward_flops(teacher, mean_length, True))
+                        if cls_only else (s_flops, t_flops))
+    per_example = None if s_spent is None else flops_factor * s_spent + ((t_spent or 0) if teacher_in_step else 0)
+    report["cls_only_last_layer"] = bool(cls_only)
     report["flops_per_example"] = per_example
     peak = matmul_peak_flops()
     report["peak_matmul_flops_per_s"] = round(peak)
