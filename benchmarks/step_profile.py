@@ -1,6 +1,6 @@
 """Where one training step of the benchmark job spends its time, on one identical 32 x 64 batch ("same
 batches" mode): teacher forward, student forward + backward, and gradient clipping + optimizer step with
-torch.optim.AdamW's defaults (the plain loop) and fused (KD-Worker). Bounds what a loop can gain on
+torch.optim.AdamW's defaults (the plain loop), fused, and fused with the clip applied inside the fused kernel (KD-Worker). Bounds what a loop can gain on
 identical batches: only the non-matmul part differs between loops, except that for logits-only KD
 KD-Worker runs the last layer of teacher and student for [CLS] only (model/cls_only.py), timed here too.
 
@@ -62,11 +62,14 @@ def main(argv=None):
         name = "cls_only" if cls_only else "full"
         out[f"kd_teacher_forward_{name}_ms"] = median_ms(lambda: teacher_forward(False, cls_only), own.repeats)
         out[f"kd_forward_backward_{name}_ms"] = median_ms(lambda: forward_backward(False, cls_only), own.repeats)
-    for name, kwargs in (("adamw_default", {}), ("adamw_fused", {"fused": True})):
+    from process.train_process import clip_gradients
+    params = list(student.parameters())
+    for name, kwargs, in_kernel in (("adamw_default", {}, False), ("adamw_fused", {"fused": True}, False),
+                                    ("adamw_fused_clip_in_kernel", {"fused": True}, True)):
         optimizer = torch.optim.AdamW(no_decay_groups(student), lr=args.lr, **kwargs)
 
         def clip_and_step():
-            torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+            clip_gradients(optimizer, params, 1.0, in_kernel)
             optimizer.step()
         out[f"clip_and_{name}_step_ms"] = median_ms(clip_and_step, own.repeats)
     step = out["teacher_and_student_forward_backward_ms"]

@@ -102,13 +102,29 @@ class LossMeter:
         return record
 
 
+def clips_in_kernel(optimizer):
+    """Fused Adam/AdamW divide every gradient by `optimizer.grad_scale` inside their one kernel (how
+    GradScaler unscales them), so gradient clipping can ride along instead of a pass multiplying every
+    gradient by the clip coefficient."""
+    return isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW)) and bool(optimizer.defaults.get("fused"))
+
+
+def clip_gradients(optimizer, params, max_norm, in_kernel):
+    """clip_grad_norm_'s rule (scale by max_norm / (norm + 1e-6) when that is below 1), without a host sync."""
+    if not in_kernel:
+        torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
+        return
+    norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None], foreach=True)
+    optimizer.grad_scale = torch.clamp((norm + 1e-6) / max_norm, min=1.0).float()
+
+
 def optimizer_step(run):
     max_norm = run.config.get("train", "max_grad_norm")
     params = [p for g in run.optimizer.param_groups for p in g["params"]]
     if run.scaler is not None:
         run.scaler.unscale_(run.optimizer)
     if max_norm > 0:
-        torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
+        clip_gradients(run.optimizer, params, max_norm, run.scaler is None and clips_in_kernel(run.optimizer))
     if run.scaler is not None:
         run.scaler.step(run.optimizer)
         run.scaler.update()

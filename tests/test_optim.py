@@ -49,3 +49,29 @@ def test_cosine_and_constant():
 def test_optimizer_choice(name, cls):
     opt, _ = make("constant", optimizer=name)
     assert type(opt) is cls
+
+
+@pytest.mark.parametrize("grad_size", [10.0, 1e-3])  # clipping active / inactive at max_norm 1
+def test_clipping_inside_the_fused_kernel_equals_clip_grad_norm(grad_size):
+    """Gradient norms change from step to step (Adam is blind to one constant scale), so a wrong clip shows."""
+    from process.train_process import clip_gradients, clips_in_kernel
+    torch.manual_seed(0)
+    start = [torch.randn(7, 5), torch.randn(5)]
+    grads = [[grad_size * (k + 1) ** 2 * torch.randn(7, 5), grad_size * (k + 1) ** 2 * torch.randn(5)] for k in range(3)]
+    results = {}
+    for how in ("clip_grad_norm", "in_kernel", "none"):
+        params = [torch.nn.Parameter(p.clone()) for p in start]
+        optimizer = torch.optim.AdamW([{"params": params[:1]}, {"params": params[1:], "weight_decay": 0.0}],
+                                      lr=0.1, fused=True)
+        assert clips_in_kernel(optimizer)
+        for step in grads:
+            for p, g in zip(params, step):
+                p.grad = g.clone()
+            if how != "none":
+                clip_gradients(optimizer, params, 1.0, how == "in_kernel")
+            optimizer.step()
+        results[how] = torch.cat([p.detach().flatten() for p in params])
+    torch.testing.assert_close(results["in_kernel"], results["clip_grad_norm"], rtol=1e-6, atol=1e-7)
+    clipped = not torch.allclose(results["none"], results["clip_grad_norm"], atol=1e-4)
+    assert clipped == (grad_size > 1)  # the test can tell clipping from none
+    assert not clips_in_kernel(torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], foreach=True))
