@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from init.registry import dataset_list, evaluator_list, formatter_list, lookup, model_list, optimizer_list, scheduler_list
 from process.checkpoint import find_checkpoint
 from process.sampler import ResumableSampler
+from utils.allocator import keep_freed_memory
 from utils.errors import CheckpointError, ConfigError
 from utils.logging import get_logger
 from utils.seed import set_seed
@@ -92,6 +93,7 @@ def init_all(config, info, mode="train", checkpoint=None):
     """Build everything for `mode` ("train" also builds valid; "test" only test)."""
     seed = config.get("train", "seed")
     set_seed(seed)
+    keep_freed_memory(config.get("train", "keep_freed_memory"))
     run = SimpleNamespace(config=config, info=info, mode=mode, loaders={}, datasets={}, checkpoint=None)
     splits = ["train"] + (["valid"] if config.get("data", "valid_file") else []) if mode == "train" else ["test"]
     for split in splits:
