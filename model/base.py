@@ -68,7 +68,7 @@ class DistillModel(nn.Module):
     hidden_reads_cls_only = False  # methods that read only position 0 of every hidden state (PKD) set True
 
     def use_cls_only(self, config):
-        """[train] cls_only_last_layer, except under torch.compile (swapping a layer per call would recompile)."""
+        """[train] cls_only_last_layer, except under torch.compile (installing the layer's forward per call would recompile)."""
         self.cls_only = config.get("train", "cls_only_last_layer") and not config.get("train", "compile")
 
     def last_layer_cls_only(self, hidden):

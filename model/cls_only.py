@@ -10,6 +10,7 @@ shape run unchanged."""
 import contextlib
 import functools
 import sys
+import weakref
 
 from model.features import encoder_layers
 
@@ -26,14 +27,24 @@ def _bert_like(layer):
             and not getattr(layer, "is_decoder", False))
 
 
+_LAST_LAYER = weakref.WeakKeyDictionary()  # model -> its last layer, or None when unsupported (looked up once)
+
+
+def _supported_last_layer(model):
+    if model not in _LAST_LAYER:
+        layer = None
+        if type(model).__name__ in CLS_HEADS:
+            try:
+                layer = encoder_layers(model)[-1]
+            except Exception:  # noqa: BLE001 - no recognisable layer list: run the model unchanged
+                layer = None
+        _LAST_LAYER[model] = layer if layer is not None and _bert_like(layer) else None
+    return _LAST_LAYER[model]
+
+
 def supports_cls_only(model):
     """True when `model` is a sequence classifier reading position 0 whose last layer has BERT's shape."""
-    if type(model).__name__ not in CLS_HEADS:
-        return False
-    try:
-        return _bert_like(encoder_layers(model)[-1])
-    except Exception:  # noqa: BLE001 - no recognisable layer list: run the model unchanged
-        return False
+    return _supported_last_layer(model) is not None
 
 
 def cls_only_forward(layer, hidden_states, attention_mask=None, *args, **kwargs):
@@ -67,10 +78,10 @@ def _attention_function(attention):
 def cls_only_last_layer(model, enabled=True):
     """Within the block, `model`'s logits-only forwards compute the last layer for [CLS] only
     (no-op when disabled or unsupported; the last entry of output_hidden_states is then (B, 1, H))."""
-    if not enabled or not supports_cls_only(model):
+    layer = _supported_last_layer(model) if enabled else None
+    if layer is None:
         yield
         return
-    layer = encoder_layers(model)[-1]
     layer.forward = functools.partial(cls_only_forward, layer)  # an instance attribute shadows the class's forward
     try:
         yield
