@@ -1,8 +1,9 @@
 """Where one training step of the benchmark job spends its time, on one identical 32 x 64 batch ("same
 batches" mode): teacher forward, student forward + backward, and gradient clipping + optimizer step with
-torch.optim.AdamW's defaults (the plain loop), fused, and fused with the clip applied inside the fused kernel (KD-Worker). Bounds what a loop can gain on
-identical batches: only the non-matmul part differs between loops, except that for logits-only KD
-KD-Worker runs the last layer of teacher and student for [CLS] only (model/cls_only.py), timed here too.
+torch.optim.AdamW's defaults (the plain loop), fused, and fused with the clip inside the kernel (KD-Worker).
+Bounds what a loop can gain on identical batches: only the non-matmul part differs between loops, except
+that for logits-only KD KD-Worker runs the last layer of teacher and student for [CLS] only
+(model/cls_only.py), timed here too.
 
   python benchmarks/step_profile.py --threads 2"""
 import argparse

@@ -90,8 +90,8 @@ def efficiency_report(student, teacher, mean_length, examples_per_s, flops_facto
               "mean_padded_length": round(mean_length, 2) if mean_length else None,
               "student_forward_flops_per_example": s_flops, "teacher_forward_flops_per_example": t_flops,
               "examples_per_s": round(examples_per_s, 2) if examples_per_s else None}
-    s_spent, t_spent = ((forward_flops(student, mean_length, True), forward_flops(teacher, mean_length, True))
-                        if cls_only else (s_flops, t_flops))
+    s_spent = forward_flops(student, mean_length, True) if cls_only else s_flops
+    t_spent = forward_flops(teacher, mean_length, True) if cls_only and teacher_in_step else t_flops
     per_example = None if s_spent is None else flops_factor * s_spent + ((t_spent or 0) if teacher_in_step else 0)
     report["cls_only_last_layer"] = bool(cls_only)
     report["flops_per_example"] = per_example
