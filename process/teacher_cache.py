@@ -3,17 +3,27 @@ batching, so every epoch reads the teacher's logits from memory instead of re-ru
 
 The pass is canonical (examples sorted by text length, then index; [eval] batch_size), so a resumed run rebuilds exactly the same cache
 and stays bitwise equal to an uninterrupted one. DDP ranks each compute a strided shard and exchange them.
+With [distill] cache_dir set, the table is also kept on disk, keyed by the teacher's weights, the exact teacher-pass
+batches (every input tensor) and the settings that change its numerics, so the seeds of a comparison, a
+two-stage method's second stage and resumed runs read it instead of re-running the teacher.
 Used only where the teacher's inputs are fixed per example (offline augmentation is; the logits of
 hidden-state methods are not cached because they need the teacher's intermediate states anyway)."""
+import hashlib
+import os
 import time
 
 import torch
 from torch.utils.data import DataLoader
 
-from process.distributed import all_gather_objects
+from process.checkpoint import atomic_save, verify
+from process.distributed import all_gather_objects, barrier
 from process.eval_process import to_device
 from process.init_process import IndexedDataset, text_length
+from utils.errors import CheckpointError
 from utils.logging import get_logger
+from utils.paths import resolve
+
+FORMAT = 1
 
 
 def wants_cache(run):
@@ -22,15 +32,44 @@ def wants_cache(run):
             and getattr(model, "caches_teacher_logits", False) and not getattr(model, "uses_hidden", False))
 
 
-@torch.inference_mode()
-def teacher_logits(run):
-    """(N, labels) float tensor of the teacher's logits for every training example, by example index."""
+def teacher_batches(run):
+    """This rank's teacher-pass batches: its strided shard of the training split, sorted by text length, then index."""
     data = IndexedDataset(run.datasets["train"])
     mine = sorted(range(run.info.rank, len(data), run.info.world), key=lambda i: (text_length(data.inner[i]), i))
     loader = DataLoader(torch.utils.data.Subset(data, mine), batch_size=run.config.get("eval", "batch_size"),
                         shuffle=False, collate_fn=run.loaders["train"].collate_fn)
+    return list(loader)
+
+
+def update_with_tensor(digest, name, tensor):
+    tensor = tensor.detach().cpu().contiguous()
+    digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+    digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+
+
+def cache_key(run, batches):
+    """sha256 of the teacher's parameters and buffers, every input tensor of every rank's batches, and the settings
+    that change the logits' rounding (precision, [CLS]-only last layer, device type, world size, torch version)."""
+    digest = hashlib.sha256()
+    for batch in batches:
+        for name in sorted(batch):
+            if torch.is_tensor(batch[name]):
+                update_with_tensor(digest, name, batch[name])
+    shards = all_gather_objects(run.info, digest.hexdigest())
+    model, config = run.model, run.config
+    digest = hashlib.sha256(f"v{FORMAT}|torch {torch.__version__}|{run.info.device.type}|world {run.info.world}|"
+                            f"precision {config.get('train', 'precision')}|cls_only {model.cls_only}|"
+                            f"{type(model).__name__}|{'|'.join(shards)}".encode())
+    for name, tensor in sorted(model.teacher.state_dict().items()):
+        update_with_tensor(digest, name, tensor)
+    return digest.hexdigest()
+
+
+@torch.inference_mode()
+def compute_logits(run, batches, size):
+    """(size, labels) float tensor of the teacher's logits for every training example, by example index."""
     parts = []
-    for batch in loader:
+    for batch in batches:
         batch = to_device(batch, run.info.device)
         parts.append((batch["index"].cpu(), run.model.teacher_forward(batch).float().cpu()))
     shards = all_gather_objects(run.info, parts)
@@ -38,8 +77,41 @@ def teacher_logits(run):
     for shard in shards:
         for index, logits in shard:
             if table is None:
-                table = torch.empty(len(data), logits.shape[-1])
+                table = torch.empty(size, logits.shape[-1])
             table[index] = logits
+    return table
+
+
+def read_cached(run, path):
+    """The stored table, or None when there is none or it is unusable (a damaged file is recomputed, not fatal)."""
+    if not all_gather_objects(run.info, path.is_file())[0]:  # rank 0 decides, so every rank takes the same branch
+        return None
+    try:
+        verify(path)
+        return torch.load(path, weights_only=True)["logits"]
+    except (CheckpointError, OSError, RuntimeError, KeyError) as err:
+        get_logger(run.info.rank).warning("%s: unusable teacher-logit cache (%s); recomputing", path,
+                                          str(err).splitlines()[0][:200])
+        return None
+
+
+def teacher_logits(run):
+    """(N, labels) teacher logits by training-example index: read from [distill] cache_dir when this teacher has
+    already run over exactly these batches, computed (and stored there) otherwise."""
+    batches, size = teacher_batches(run), len(run.datasets["train"])
+    cache_dir = run.config.get("distill", "cache_dir")
+    if not cache_dir:
+        return compute_logits(run, batches, size)
+    path = resolve(cache_dir) / f"{cache_key(run, batches)}.pt"
+    table = read_cached(run, path)
+    if table is not None:
+        get_logger(run.info.rank).info("teacher logits of %d training examples read from %s", size, path)
+        return table
+    table = compute_logits(run, batches, size)
+    if run.info.is_main:
+        os.makedirs(path.parent, exist_ok=True)
+        atomic_save({"format": FORMAT, "count": size, "logits": table}, path)
+    barrier(run.info)
     return table
 
 

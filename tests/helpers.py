@@ -72,6 +72,7 @@ def tiny_config_text(model_dir, data_dir, model_name="bert_cls", **sections):
         "train": {"epoch": 2, "batch_size": 8, "learning_rate": 1e-3, "logging_steps": 1, "keep_last": 100},
         "eval": {"batch_size": 8, "latency_batches": 2},
         "output": {"tensorboard": "false"},
+        "distill": {"cache_dir": ""},  # no teacher-logit disk cache shared between tests (test_teacher_cache.py sets one)
     }
     for section, values in sections.items():
         base.setdefault(section, {}).update(values)

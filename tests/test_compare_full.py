@@ -20,6 +20,16 @@ def test_every_method_has_its_twin_and_two_stage_methods_split_the_epochs(tmp_pa
     assert "--do_test" not in jobs["s7_MRPC_theseus_phase1"].cmd and "--seed" in jobs["s7_MRPC_kd"].cmd
 
 
+def test_stage_steps_replace_the_half_epochs_of_two_stage_methods_only(tmp_path):
+    jobs = {j.name: j for j in compare_full.task_jobs(tmp_path, "MRPC", [7], 1, 4, ["kd", "tinybert"], stage_steps=474)}
+    for name in ("theseus_phase1", "theseus", "tinybert_intermediate_tang", "tinybert_tang"):
+        cmd = jobs[f"s7_MRPC_{name}"].cmd
+        assert "train.max_steps=474" in cmd and not any(c.startswith("train.epoch=") for c in cmd), name
+    for name in ("kd_tang", "baseline_tang", "tinybert_baseline_tang", "theseus_baseline"):
+        cmd = jobs[f"s7_MRPC_{name}"].cmd
+        assert "train.epoch=1" in cmd and not any(c.startswith("train.max_steps") for c in cmd), name
+
+
 def test_runner_skips_dependants_of_a_failure_and_marks_done(tmp_path):
     py = sys.executable
     jobs = [compare_full.Job("a", [py, "-c", "pass"], tmp_path / "a"),

@@ -2,20 +2,23 @@
 teacher, rebuilt identically on resume."""
 import json
 
+import pytest
 import torch
 
 from init.config import load_config
 from process.distributed import DistInfo
 from process.init_process import init_all
 from process.teacher_cache import teacher_logits
+from utils.logging import get_logger
 from tests.helpers import tiny_config_text
 from tests.test_end_to_end import final_student, train_tiny
 
 
-def kd_text(tiny_model, tiny_data, cache, **train):
+def kd_text(tiny_model, tiny_data, cache, cache_dir="", data=None, **train):
     return tiny_config_text(tiny_model, tiny_data, "kd", student={"num_layers": 1},
-                            distill={"teacher": str(tiny_model), "temperature": 2.0, "cache_teacher": cache},
-                            train={"epoch": 3, **train})
+                            distill={"teacher": str(tiny_model), "temperature": 2.0, "cache_teacher": cache,
+                                     "cache_dir": str(cache_dir)},
+                            train={"epoch": 3, **train}, **({"data": data} if data else {}))
 
 
 def count_teacher_calls(monkeypatch):
@@ -70,9 +73,56 @@ def test_cached_and_uncached_runs_see_the_same_soft_loss(tmp_path, tiny_model, t
     assert abs(la["loss_kd"] - lb["loss_kd"]) < 1e-5 and abs(la["loss"] - lb["loss"]) < 1e-5
 
 
-def test_resume_with_cache_is_bitwise(tmp_path, tiny_model, tiny_data):
-    text = kd_text(tiny_model, tiny_data, "true", save_steps=4)
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_resume_with_cache_is_bitwise(tmp_path, tiny_model, tiny_data, on_disk):
+    text = kd_text(tiny_model, tiny_data, "true", cache_dir=tmp_path / "logits" if on_disk else "", save_steps=4)
     _, full = train_tiny(tmp_path, "full", text)
     _, resumed = train_tiny(tmp_path, "resumed", text, checkpoint=str(full / "checkpoints" / "step-0000008.pt"))
     sa, sb = final_student(full), final_student(resumed)
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def disk_run(tmp_path, text, name="kd.config"):
+    path = tmp_path / name
+    path.write_text(text)
+    return init_all(load_config(path), DistInfo(), "train")
+
+
+def test_disk_cache_runs_the_teacher_once_across_runs(tmp_path, tiny_model, tiny_data, monkeypatch):
+    calls, cache = count_teacher_calls(monkeypatch), tmp_path / "logits"
+    first = teacher_logits(disk_run(tmp_path, kd_text(tiny_model, tiny_data, "true", cache)))
+    assert sum(calls) == 48 and len(list(cache.glob("*.pt"))) == 1
+    calls.clear()
+    second = teacher_logits(disk_run(tmp_path, kd_text(tiny_model, tiny_data, "true", cache)))
+    assert sum(calls) == 0 and torch.equal(first, second)  # read, not recomputed: bitwise the same table
+
+
+def test_disk_cache_misses_when_the_teacher_or_its_inputs_change(tmp_path, tiny_model, tiny_data, monkeypatch):
+    calls, cache = count_teacher_calls(monkeypatch), tmp_path / "logits"
+    teacher_logits(disk_run(tmp_path, kd_text(tiny_model, tiny_data, "true", cache)))
+    calls.clear()
+    shorter = disk_run(tmp_path, kd_text(tiny_model, tiny_data, "true", cache, data={"max_seq_length": 8}))
+    teacher_logits(shorter)  # truncated inputs: other batches, another key
+    assert sum(calls) == 48 and len(list(cache.glob("*.pt"))) == 2
+    calls.clear()
+    changed = disk_run(tmp_path, kd_text(tiny_model, tiny_data, "true", cache))
+    with torch.no_grad():
+        next(changed.model.teacher.parameters()).add_(0.01)  # retrained teacher, same path
+    table = teacher_logits(changed)
+    assert sum(calls) == 48 and len(list(cache.glob("*.pt"))) == 3
+    fmt = changed.loaders["train"].collate_fn
+    single = fmt([dict(changed.datasets["train"][5], index=5)])
+    assert torch.allclose(changed.model.teacher_forward(single)[0], table[5], atol=1e-5)
+
+
+def test_damaged_disk_cache_is_recomputed_with_a_warning(tmp_path, tiny_model, tiny_data, monkeypatch, caplog):
+    calls, cache = count_teacher_calls(monkeypatch), tmp_path / "logits"
+    first = teacher_logits(disk_run(tmp_path, kd_text(tiny_model, tiny_data, "true", cache)))
+    (stored,) = cache.glob("*.pt")
+    stored.write_bytes(stored.read_bytes()[:100])
+    calls.clear()
+    monkeypatch.setattr(get_logger(), "propagate", True)
+    again = teacher_logits(disk_run(tmp_path, kd_text(tiny_model, tiny_data, "true", cache)))
+    assert sum(calls) == 48 and torch.equal(first, again)
+    assert any("unusable teacher-logit cache" in r.getMessage() for r in caplog.records)
+    assert torch.equal(torch.load(stored, weights_only=True)["logits"], first)  # rewritten whole

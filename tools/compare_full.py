@@ -74,8 +74,10 @@ def transfer_set_variants(spec, methods, aug_job, tang, no_aug):
     return out
 
 
-def task_jobs(root, task, seeds, epochs, n_aug, transfer=()):
-    """The teacher, the Tang transfer set, then per seed every method next to its twin."""
+def task_jobs(root, task, seeds, epochs, n_aug, transfer=(), stage_steps=0):
+    """The teacher, the Tang transfer set, then per seed every method next to its twin. stage_steps > 0: each stage
+    of a two-stage method runs that many optimizer steps instead of E/2 epochs (for an odd E, e.g. one epoch of a
+    transfer set split in two)."""
     c, g, teacher = f"config/glue/{task}", root / "general", root / "teachers" / task
     aug = root / "aug" / task / "tang.tsv"
     jobs = [Job(f"{task}_teacher", train(f"{c}/teacher.config", teacher), teacher),
@@ -84,7 +86,8 @@ def task_jobs(root, task, seeds, epochs, n_aug, transfer=()):
                                 "--n_aug", str(n_aug)], aug.parent, resumable=False)]
     half = max(1, epochs // TWO_STAGE_SPLIT)
     T = f"distill.teacher={teacher}"
-    E, H = f"train.epoch={epochs}", f"train.epoch={half}"
+    E = f"train.epoch={epochs}"
+    H = f"train.max_steps={stage_steps}" if stage_steps else f"train.epoch={half}"
     no_aug, tang = "data.use_aug=false", [f"data.use_aug=true", f"data.aug_file={aug}"]
     for seed in seeds:
         d = root / f"s{seed}" / task
@@ -175,6 +178,8 @@ def main():
     parser.add_argument("--tasks", nargs="+", default=["SST-2", "MRPC"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--epochs", nargs="+", default=["SST-2=2", "MRPC=6"], help="TASK=E, student epochs")
+    parser.add_argument("--stage_steps", nargs="*", default=[],
+                        help="TASK=N: two-stage methods run N optimizer steps per stage instead of E/2 epochs")
     parser.add_argument("--n_aug", type=int, default=4, help="Tang transfer-set copies per training text")
     parser.add_argument("--general_steps", type=int, default=2000)
     parser.add_argument("--transfer_set", nargs="*", default=[], choices=sorted(TWINS),
@@ -187,9 +192,11 @@ def main():
     args = parser.parse_args()
     root = Path(args.root)
     epochs = dict(item.split("=") for item in args.epochs)
+    stage_steps = {task: int(n) for task, n in (item.split("=") for item in args.stage_steps)}
     jobs = general_jobs(root, args.general_steps)
     for task in args.tasks:
-        jobs += task_jobs(root, task, args.seeds, int(epochs[task]), args.n_aug, args.transfer_set)
+        jobs += task_jobs(root, task, args.seeds, int(epochs[task]), args.n_aug, args.transfer_set,
+                           stage_steps.get(task, 0))
     jobs.sort(key=lambda j: not j.name.endswith(("_teacher", "_aug")))  # the critical path first (stable)
     if args.only is not None:
         by_name, keep, todo = {j.name: j for j in jobs}, set(), list(args.only)
