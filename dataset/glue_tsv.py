@@ -132,6 +132,32 @@ def read_augmented(config, task, label_list):
     return read_glue_tsv(path, task, label_list)
 
 
+def read_transfer(config, task):
+    """Unlabeled training rows ([data] transfer_file): a header with text_a (and text_b for pair tasks), label None."""
+    name = config.get("data", "transfer_file")
+    path = resolve(name)
+    if not path.is_file():
+        raise DataError(f"{config.source('data', 'transfer_file')}: [data] transfer_file = {name}: {path} does not "
+                        "exist (make it with tools/transfer_set.py)")
+    wanted = ["text_a", "text_b"] if task_spec(task).text_b else ["text_a"]
+    examples, cols = [], None
+    for lineno, line in iter_lines(path):
+        fields = line.split("\t")
+        if cols is None:
+            if any(name not in fields for name in wanted):
+                raise DataError(f"{path}:{lineno}: a {task} transfer file needs a header with columns {wanted} "
+                                f"(header: {repr(fields)[:200]})")
+            cols, n_cols = [fields.index(name) for name in wanted], len(fields)
+            continue
+        if line == "":
+            continue
+        if len(fields) != n_cols:
+            raise DataError(f"{path}:{lineno}: expected {n_cols} columns, got {len(fields)}")
+        examples.append({"guid": f"transfer-{lineno}", "text_a": fields[cols[0]],
+                         "text_b": fields[cols[1]] if len(cols) > 1 else None, "label": None})
+    return check_not_empty(examples, path)
+
+
 class GlueTSVDataset(ExamplesDataset):
     """A GLUE split chosen by [data] task and data_file(config, mode)."""
 
@@ -145,3 +171,5 @@ class GlueTSVDataset(ExamplesDataset):
         self.examples = read_glue_tsv(self.path, self.task, self.label_list, train_limit(config, mode))
         if mode == "train" and config.get("data", "use_aug"):
             self.examples = self.examples + read_augmented(config, self.task, self.label_list)
+        if mode == "train" and config.get("data", "transfer_file"):
+            self.examples = self.examples + read_transfer(config, self.task)

@@ -4,9 +4,9 @@ The vocabulary is rebuilt from the run's training split every time (train, valid
 file has to travel with a checkpoint: lower-cased text, split by `_WORD` into words and punctuation; the
 `[word_vocab] vocab_size` most frequent words, ties broken alphabetically, after <pad>=0, <unk>=1 and
 <sep>=2. It counts the training rows the run reads (`[data] max_examples` applies) but never the augmented
-rows of `[data] use_aug`: those are the same words, re-counted, and would only make the vocabulary depend
-on the augmentation. "[MASK]" (Tang's masking augmentation) is the teacher's mask token and the
-student's <unk>, as in the paper.
+rows of `[data] use_aug` (the same words, re-counted) or the unlabeled rows of `[data] transfer_file`: the
+vocabulary is the labeled data's, whatever augmentation or transfer set a run adds. "[MASK]" (Tang's masking
+augmentation) is the teacher's mask token and the student's <unk>, as in the paper.
 
 Each text keeps at most `[word_vocab] max_length` words (the seed's 32). A sentence pair is one
 sequence `a <sep> b`, each side cut to max_length first (so pairs are at most 2 * max_length + 1 long):
@@ -107,11 +107,12 @@ def vocab_for(config):
     size, max_length = _positive(config, "vocab_size"), _positive(config, "max_length")
     path = data_file(config, "train")
     stat = path.stat() if path.is_file() else None
-    data_keys = tuple((k, repr(config.get("data", k))) for k in sorted(config.schema["data"]) if k not in ("use_aug", "aug_file"))
+    data_keys = tuple((k, repr(config.get("data", k))) for k in sorted(config.schema["data"]) if k not in ("use_aug", "aug_file", "transfer_file"))
     key = (data_keys, str(path), stat and (stat.st_mtime_ns, stat.st_size), size, max_length)
     if key not in _CACHE:
         plain = copy.deepcopy(config)
         plain.set("data", "use_aug", False)
+        plain.set("data", "transfer_file", "")
         dataset = lookup(dataset_list, plain, "data", "train_dataset_type")(plain, "train")
         texts = (t for i in range(len(dataset)) for t in (dataset[i]["text_a"], dataset[i]["text_b"]) if t)
         _CACHE.clear()

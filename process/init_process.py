@@ -72,6 +72,19 @@ def label_count(dataset):
     return 1 if dataset.is_regression else len(dataset.label_list)
 
 
+def check_unlabeled_rows(run):
+    """Transfer-set rows carry no label: a model that trains on gold labels would silently skip the hard loss on
+    every batch holding one, so only models that learn from the teacher alone may read them."""
+    config = run.config
+    if "train" not in run.datasets or not config.get("data", "transfer_file"):
+        return
+    if not getattr(run.model, "learns_without_labels", False):
+        name = config.get("model", "model_name")
+        raise ConfigError(f"{config.source('data', 'transfer_file')}: [data] transfer_file rows have no labels, but "
+                          f"model '{name}' trains on gold labels here (kd-family methods read them with "
+                          "[distill] hard_weight = 0)")
+
+
 def check_vocabulary(run):
     """Token ids must fit the embedding tables they index: a mismatched tokenizer fails here, by name."""
     size = len(run.tokenizer)
@@ -105,6 +118,7 @@ def init_all(config, info, mode="train", checkpoint=None):
     run.tokenizer = run.formatter.tokenizer
     run.model = lookup(model_list, config, "model", "model_name")(config).to(info.device)
     check_vocabulary(run)
+    check_unlabeled_rows(run)
     run.evaluator = lookup(evaluator_list, config, "eval", "evaluator")(config)
     if checkpoint:
         path, run.state_dict = find_checkpoint(checkpoint, prefer_best=(mode != "train"), warn=get_logger(info.rank).warning)

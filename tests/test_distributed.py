@@ -87,3 +87,22 @@ def test_a_dead_rank_stops_the_others_instead_of_hanging(tmp_path, tiny_model_no
     os.kill(children[1], signal.SIGKILL)  # rank 1 dies without a word
     proc.communicate(timeout=90)
     assert proc.returncode != 0 and time.time() - killed_at < 60
+
+
+def test_two_ranks_share_one_teacher_logit_file_and_the_next_run_reads_it(tmp_path, tiny_model_nodrop, tiny_data):
+    cache = tmp_path / "logits"
+    config = tmp_path / "kd.config"
+    config.write_text(tiny_config_text(tiny_model_nodrop, tiny_data, "kd", student={"num_layers": 1},
+                                       distill={"teacher": str(tiny_model_nodrop), "cache_dir": str(cache)},
+                                       train={"epoch": 1, "batch_size": 4, "logging_steps": 1}))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    logs = []
+    for name in ("first", "second"):
+        proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                               str(REPO / "train.py"), "--config", str(config), "--distributed", "--logdir",
+                               str(tmp_path / name)], capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        logs.append(proc.stdout + proc.stderr)
+    assert len(list(cache.glob("*.pt"))) == 1  # the ranks' shards were exchanged and written once
+    assert "read from" not in logs[0] and "teacher logits of 48 training examples read from" in logs[1]
+    assert losses(tmp_path / "first")[0] == losses(tmp_path / "second")[0]  # the same soft targets, bitwise
