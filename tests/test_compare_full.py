@@ -2,6 +2,8 @@
 import importlib.util
 import sys
 
+import pytest
+
 from tests.helpers import REPO
 
 spec = importlib.util.spec_from_file_location("compare_full", REPO / "tools" / "compare_full.py")
@@ -43,3 +45,26 @@ def test_runner_skips_dependants_of_a_failure_and_marks_done(tmp_path):
     again = compare_full.run_graph(jobs[:1], tmp_path / "root", 2, None)  # finished jobs are not run again
     assert again == set() and "$" in (tmp_path / "root" / "logs" / "a.log").read_text()
     assert (tmp_path / "root" / "logs" / "a.log").read_text().count("$ ") == 1
+
+
+def test_unlabeled_variants_give_each_twin_the_methods_step_count(tmp_path):
+    from init.config import load_config
+    from utils.paths import data_file
+    labeled_file = data_file(load_config(REPO / "config" / "glue" / "MRPC" / "kd.config"), "train")
+    if not labeled_file.is_file():
+        pytest.skip(f"needs the MRPC training set ({labeled_file})")
+    transfer = tmp_path / "transfer.tsv"
+    transfer.write_text("text_a\ttext_b\n" + "a\tb\n" * 1000)
+    jobs = {j.name: j for j in compare_full.task_jobs(tmp_path, "MRPC", [7], 2, 4, unlabeled=["kd", "tinybert"],
+                                                      transfer_file=transfer)}
+    steps = 2 * -(-(3668 + 1000) // 32)  # 2 epochs of ceil(4668 / 32) = 146 batches
+    kd = jobs["s7_MRPC_kd_unlab"].cmd
+    assert f"data.transfer_file={transfer}" in kd and "distill.hard_weight=0" in kd and "train.epoch=2" in kd
+    twin = jobs["s7_MRPC_baseline_unlab"].cmd
+    assert f"train.max_steps={steps}" in twin and "train.epoch=3" in twin  # 292 steps need 3 epochs of 115
+    assert not any("transfer_file" in c for c in twin) and jobs["s7_MRPC_baseline_unlab"].deps == []
+    for stage in ("tinybert_intermediate_unlab", "tinybert_unlab"):
+        assert f"train.max_steps={steps // 2}" in jobs[f"s7_MRPC_{stage}"].cmd
+    assert jobs["s7_MRPC_tinybert_unlab"].deps == ["s7_MRPC_tinybert_intermediate_unlab", "MRPC_teacher"]
+    assert f"train.max_steps={steps}" in jobs["s7_MRPC_tinybert_baseline_unlab"].cmd
+    assert "--do_test" not in jobs["s7_MRPC_tinybert_intermediate_unlab"].cmd

@@ -11,11 +11,17 @@ resumes unfinished ones from their last checkpoint. Budgets: --epochs E per task
 Theseus and TinyBERT, spend E/2 epochs in each stage, so every student and its twin see E epochs of data).
 """
 import argparse
+import math
 import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from init.config import load_config  # noqa: E402
+from utils.paths import data_file  # noqa: E402
 
 TWO_STAGE_SPLIT = 2
 
@@ -74,10 +80,39 @@ def transfer_set_variants(spec, methods, aug_job, tang, no_aug):
     return out
 
 
-def task_jobs(root, task, seeds, epochs, n_aug, transfer=(), stage_steps=0):
+def data_rows(path):
+    """Rows of a headed TSV (its non-blank lines after the header)."""
+    with open(path, encoding="utf-8") as fh:
+        return sum(1 for line in fh if line.strip()) - 1
+
+
+def unlabeled_variants(methods, d, g, teacher_set, transfer_file, epochs, steps, labeled_steps, no_aug):
+    """`<run>_unlab`: the listed methods (kd, tinybert) on the training set plus an unlabeled transfer set that
+    only the teacher can label (kd with hard_weight = 0); each twin sees the labeled rows for the same number of
+    optimizer steps, since rows without labels give it nothing to learn from. TinyBERT's two stages take half the
+    steps each."""
+    transfer, steps_sets = f"data.transfer_file={transfer_file}", [f"train.max_steps={steps}",
+                                                                    f"train.epoch={math.ceil(steps / labeled_steps)}"]
+    half = [f"train.max_steps={steps // TWO_STAGE_SPLIT}", f"train.epoch={epochs}"]
+    out = []
+    if "kd" in methods:
+        out += [("kd_unlab", "kd.config", [], [teacher_set, f"train.epoch={epochs}", transfer, "distill.hard_weight=0"]),
+                ("baseline_unlab", "baseline.config", [], steps_sets)]
+    if "tinybert" in methods:
+        out += [("tinybert_intermediate_unlab", "tinybert_intermediate.config", ["general_tinybert"],
+                 [teacher_set, *half, no_aug, transfer, f"model.pretrained={g / 'tinybert'}"]),
+                ("tinybert_unlab", "tinybert_prediction.config", ["tinybert_intermediate_unlab"],
+                 [teacher_set, *half, no_aug, transfer, f"model.pretrained={d / 'tinybert_intermediate_unlab' / 'student'}"]),
+                ("tinybert_baseline_unlab", "tinybert_baseline.config", ["general_tinybert"],
+                 [*steps_sets, no_aug, f"model.pretrained={g / 'tinybert'}"])]
+    return out
+
+
+def task_jobs(root, task, seeds, epochs, n_aug, transfer=(), stage_steps=0, unlabeled=(), transfer_file=None):
     """The teacher, the Tang transfer set, then per seed every method next to its twin. stage_steps > 0: each stage
     of a two-stage method runs that many optimizer steps instead of E/2 epochs (for an odd E, e.g. one epoch of a
-    transfer set split in two)."""
+    transfer set split in two). unlabeled: methods also run with the unlabeled `transfer_file` (see
+    unlabeled_variants)."""
     c, g, teacher = f"config/glue/{task}", root / "general", root / "teachers" / task
     aug = root / "aug" / task / "tang.tsv"
     jobs = [Job(f"{task}_teacher", train(f"{c}/teacher.config", teacher), teacher),
@@ -115,10 +150,17 @@ def task_jobs(root, task, seeds, epochs, n_aug, transfer=(), stage_steps=0):
              [T, E, f"model.pretrained={g / 'minilmv2' / 'student'}"]),
         ]
         spec += transfer_set_variants(spec, transfer, a, tang, no_aug)
+        if unlabeled:
+            kd_config = load_config(f"{c}/kd.config")
+            batch, labeled = kd_config.get("train", "batch_size"), data_rows(data_file(kd_config, "train"))
+            steps = epochs * math.ceil((labeled + data_rows(transfer_file)) / batch)
+            for name, config, deps, sets in unlabeled_variants(unlabeled, d, g, T, transfer_file, epochs, steps,
+                                                                math.ceil(labeled / batch), no_aug):
+                spec.append((name, config, deps + ([] if name.endswith("baseline_unlab") else [t]), sets))
         local = {name for name, *_ in spec}
         for name, config, deps, sets in spec:
             deps = [f"s{seed}_{task}_{x}" if x in local else x for x in deps]
-            test = name.removesuffix("_tang") not in ("theseus_phase1", "tinybert_intermediate")
+            test = name.removesuffix("_tang").removesuffix("_unlab") not in ("theseus_phase1", "tinybert_intermediate")
             jobs.append(Job(f"s{seed}_{task}_{name}", train(f"{c}/{config}", d / name, *sets, seed=seed, test=test),
                             d / name, deps))
     return jobs
@@ -184,6 +226,9 @@ def main():
     parser.add_argument("--general_steps", type=int, default=2000)
     parser.add_argument("--transfer_set", nargs="*", default=[], choices=sorted(TWINS),
                         help="also run these methods and their twins on the Tang transfer set (<run>_tang)")
+    parser.add_argument("--unlabeled", nargs="*", default=[], choices=["kd", "tinybert"],
+                        help="also run these methods with the unlabeled transfer set of --transfer_file (<run>_unlab)")
+    parser.add_argument("--transfer_file", nargs="*", default=[], help="TASK=path, from tools/transfer_set.py")
     parser.add_argument("--root", default="runs/full")
     parser.add_argument("--jobs", type=int, default=1, help="jobs at once")
     parser.add_argument("--gpu", default=None, help="GPU id passed to every train.py (omit: CPU)")
@@ -193,10 +238,13 @@ def main():
     root = Path(args.root)
     epochs = dict(item.split("=") for item in args.epochs)
     stage_steps = {task: int(n) for task, n in (item.split("=") for item in args.stage_steps)}
+    transfer_files = dict(item.split("=", 1) for item in args.transfer_file)
+    if args.unlabeled and set(args.tasks) - set(transfer_files):
+        parser.error(f"--unlabeled needs --transfer_file for {sorted(set(args.tasks) - set(transfer_files))}")
     jobs = general_jobs(root, args.general_steps)
     for task in args.tasks:
         jobs += task_jobs(root, task, args.seeds, int(epochs[task]), args.n_aug, args.transfer_set,
-                           stage_steps.get(task, 0))
+                           stage_steps.get(task, 0), args.unlabeled, transfer_files.get(task))
     jobs.sort(key=lambda j: not j.name.endswith(("_teacher", "_aug")))  # the critical path first (stable)
     if args.only is not None:
         by_name, keep, todo = {j.name: j for j in jobs}, set(), list(args.only)
