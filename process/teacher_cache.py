@@ -33,12 +33,13 @@ def wants_cache(run):
 
 
 def teacher_batches(run):
-    """This rank's teacher-pass batches: its strided shard of the training split, sorted by text length, then index."""
+    """This rank's teacher-pass batches: its strided shard of the training split, sorted by text length, then index.
+    A loader, not a list: the key pass and the teacher pass each re-collate, so memory never holds them all."""
     data = IndexedDataset(run.datasets["train"])
     mine = sorted(range(run.info.rank, len(data), run.info.world), key=lambda i: (text_length(data.inner[i]), i))
     loader = DataLoader(torch.utils.data.Subset(data, mine), batch_size=run.config.get("eval", "batch_size"),
                         shuffle=False, collate_fn=run.loaders["train"].collate_fn)
-    return list(loader)
+    return loader
 
 
 def update_with_tensor(digest, name, tensor):
@@ -98,7 +99,7 @@ def read_cached(run, path):
 def teacher_logits(run):
     """(N, labels) teacher logits by training-example index: read from [distill] cache_dir when this teacher has
     already run over exactly these batches, computed (and stored there) otherwise."""
-    batches, size = teacher_batches(run), len(run.datasets["train"])
+    batches, size = teacher_batches(run), len(run.datasets["train"])  # iterated once for the key, once to compute
     cache_dir = run.config.get("distill", "cache_dir")
     if not cache_dir:
         return compute_logits(run, batches, size)
