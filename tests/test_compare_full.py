@@ -67,4 +67,6 @@ def test_unlabeled_variants_give_each_twin_the_methods_step_count(tmp_path):
         assert f"train.max_steps={steps // 2}" in jobs[f"s7_MRPC_{stage}"].cmd
     assert jobs["s7_MRPC_tinybert_unlab"].deps == ["s7_MRPC_tinybert_intermediate_unlab", "MRPC_teacher"]
     assert f"train.max_steps={steps}" in jobs["s7_MRPC_tinybert_baseline_unlab"].cmd
+    for name in ("tinybert_unlab", "tinybert_baseline_unlab"):  # the same evaluation schedule for both
+        assert "train.eval_steps=100" in jobs[f"s7_MRPC_{name}"].cmd
     assert "--do_test" not in jobs["s7_MRPC_tinybert_intermediate_unlab"].cmd

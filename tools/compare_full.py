@@ -24,6 +24,7 @@ from init.config import load_config  # noqa: E402
 from utils.paths import data_file  # noqa: E402
 
 TWO_STAGE_SPLIT = 2
+UNLABELED_EVAL_STEPS = 100  # the student and its twin pick their best of evaluations this many steps apart
 
 
 class Job:
@@ -94,6 +95,7 @@ def unlabeled_variants(methods, d, g, teacher_set, transfer_file, epochs, steps,
     transfer, steps_sets = f"data.transfer_file={transfer_file}", [f"train.max_steps={steps}",
                                                                     f"train.epoch={math.ceil(steps / labeled_steps)}"]
     half = [f"train.max_steps={steps // TWO_STAGE_SPLIT}", f"train.epoch={epochs}"]
+    every = f"train.eval_steps={UNLABELED_EVAL_STEPS}"  # TinyBERT's configs evaluate every 500 steps: too few here
     out = []
     if "kd" in methods:
         out += [("kd_unlab", "kd.config", [], [teacher_set, f"train.epoch={epochs}", transfer, "distill.hard_weight=0"]),
@@ -102,9 +104,10 @@ def unlabeled_variants(methods, d, g, teacher_set, transfer_file, epochs, steps,
         out += [("tinybert_intermediate_unlab", "tinybert_intermediate.config", ["general_tinybert"],
                  [teacher_set, *half, no_aug, transfer, f"model.pretrained={g / 'tinybert'}"]),
                 ("tinybert_unlab", "tinybert_prediction.config", ["tinybert_intermediate_unlab"],
-                 [teacher_set, *half, no_aug, transfer, f"model.pretrained={d / 'tinybert_intermediate_unlab' / 'student'}"]),
+                 [teacher_set, *half, no_aug, transfer, every,
+                  f"model.pretrained={d / 'tinybert_intermediate_unlab' / 'student'}"]),
                 ("tinybert_baseline_unlab", "tinybert_baseline.config", ["general_tinybert"],
-                 [*steps_sets, no_aug, f"model.pretrained={g / 'tinybert'}"])]
+                 [*steps_sets, no_aug, every, f"model.pretrained={g / 'tinybert'}"])]
     return out
 
 
