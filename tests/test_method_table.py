@@ -58,3 +58,19 @@ def test_transfer_set_rows_appear_when_those_runs_exist(tmp_path):
     assert rows["kd on the Tang transfer set (kd.config)"].endswith("| 79.00 +- 0.00 | first 2 pretrained layers, "
                                                                    "labels only, same transfer set | +4.00 | 1/1 |")
     assert not any(k.startswith("pkd on the Tang") for k in rows)
+
+
+def test_unlabeled_transfer_rows_and_skip_missing(tmp_path):
+    root = tmp_path / "full"
+    write_run(root / "teachers" / "T", {"accuracy": 0.90}, 1000)
+    for seed, kd, base in ((1, 0.80, 0.78), (2, 0.79, 0.80)):
+        write_run(root / f"s{seed}" / "T" / "kd_unlab", {"accuracy": kd}, 100)
+        write_run(root / f"s{seed}" / "T" / "baseline_unlab", {"accuracy": base}, 100)
+    out = subprocess.run([sys.executable, str(REPO / "tools" / "method_table.py"), "T", "--root", str(root),
+                          "--skip_missing"], capture_output=True, text=True, check=True).stdout
+    rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines()}
+    # mean 79.50 vs 79.00; sample std of (80, 79) = sqrt(0.5) = 0.71; kd wins in seed 1 only
+    assert rows["kd + unlabeled transfer set (kd.config)"] == (
+        "| kd + unlabeled transfer set (kd.config) | 100 | 79.50 +- 0.71 | 88.3% | - | 79.00 +- 1.41 | "
+        "first 2 pretrained layers, labels only, labeled rows for the same steps | +0.50 | 1/2 |")
+    assert len(out.splitlines()) == 4  # header, rule, teacher, kd: no "missing" rows

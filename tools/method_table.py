@@ -6,7 +6,7 @@ Latency comes from <root>/latency/<TASK>/*/results.json (tools/latency_runs.sh, 
 by parameter count (one measurement per student architecture), else from the run's own results.json.
 A root with seed folders (tools/compare_full.py: <root>/s<SEED>/<TASK>/<run>, teacher <root>/teachers/<TASK>)
 gives mean +- sample std over the seeds, and in how many seeds the method beat its twin (plus rows for runs made
-on the Tang transfer set, `compare_full.py --transfer_set`):
+on the Tang transfer set, `compare_full.py --transfer_set`, and with an unlabeled one, `--unlabeled`):
   python tools/method_table.py SST-2 --root runs/full --latency_root runs/cmp/latency
 """
 import statistics
@@ -73,7 +73,9 @@ def seeded_table(args, teacher, key, t_value, cols, latencies):
           f"100% | {teacher.get('latency_ms', '-')} | - | - | - | - |")
     tang = [(f"{m} on the Tang transfer set", c, f"{r}_tang", f"{t}_tang", f"{w}, same transfer set")
             for m, c, r, t, w in ROWS if any(Path(args.root).glob(f"s*/{args.task}/{r}_tang/results.json"))]
-    for method, config, run, twin, twin_what in ROWS + tang:
+    unlab = [(f"{m} + unlabeled transfer set", c, f"{r}_unlab", f"{t}_unlab", f"{w}, labeled rows for the same steps")
+             for m, c, r, t, w in ROWS if any(Path(args.root).glob(f"s*/{args.task}/{r}_unlab/results.json"))]
+    for method, config, run, twin, twin_what in ROWS + tang + unlab:
         pairs, params, latency = [], None, "-"
         for seed_dir in seeds:
             try:
@@ -81,9 +83,10 @@ def seeded_table(args, teacher, key, t_value, cols, latencies):
             except FileNotFoundError:
                 continue
             pairs.append((100 * main_metric(mine)[1], 100 * main_metric(theirs)[1]))
-            params, latency = mine["params"], mine.get("latency_ms", "-")
+            params, latency = mine["params"], mine.get("latency_ms") or "-"
         if not pairs:
-            print(f"| {method} ({config}) | missing | | | | | | | |")
+            if not args.skip_missing:
+                print(f"| {method} ({config}) | missing | | | | | | | |")
             continue
         m, t = [p[0] for p in pairs], [p[1] for p in pairs]
         sd = lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0
@@ -101,6 +104,7 @@ def main():
     parser.add_argument("--latency_root", help="where tools/latency_runs.sh wrote (default <root>/latency)")
     parser.add_argument("--suffix", default="", help="read <run><suffix> and <twin><suffix>, e.g. _lr3e-4 "
                         "(tools/compare_methods.sh mrpc_lr3e4); one-seed roots only")
+    parser.add_argument("--skip_missing", action="store_true", help="seed roots: leave out methods with no finished pair")
     args = parser.parse_args()
     seeded = any(Path(args.root).glob("s*/" + args.task))
     default_teacher = Path(args.root) / "teachers" / args.task if seeded else Path(f"runs/glue/{args.task}/teacher")
