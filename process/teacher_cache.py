@@ -49,8 +49,8 @@ def update_with_tensor(digest, name, tensor):
 
 
 def cache_key(run, batches):
-    """sha256 of the teacher's parameters and buffers, every input tensor of every rank's batches, and the settings
-    that change the logits' rounding (precision, [CLS]-only last layer, device type, world size, torch version)."""
+    """sha256 of the teacher (class, config, parameters and buffers), every input tensor of every rank's batches,
+    and the settings that change the logits' rounding (precision, [CLS]-only last layer, device, world size, torch)."""
     digest = hashlib.sha256()
     for batch in batches:
         for name in sorted(batch):
@@ -58,10 +58,13 @@ def cache_key(run, batches):
                 update_with_tensor(digest, name, batch[name])
     shards = all_gather_objects(run.info, digest.hexdigest())
     model, config = run.model, run.config
+    teacher = model.teacher
+    architecture = teacher.config.to_json_string() if hasattr(teacher, "config") else ""
+    # the teacher's class, config and weights, not the method's: KD and TinyBERT's prediction stage share a table
     digest = hashlib.sha256(f"v{FORMAT}|torch {torch.__version__}|{run.info.device.type}|world {run.info.world}|"
                             f"precision {config.get('train', 'precision')}|cls_only {model.cls_only}|"
-                            f"{type(model).__name__}|{'|'.join(shards)}".encode())
-    for name, tensor in sorted(model.teacher.state_dict().items()):
+                            f"{type(teacher).__name__}|{architecture}|{'|'.join(shards)}".encode())
+    for name, tensor in sorted(teacher.state_dict().items()):
         update_with_tensor(digest, name, tensor)
     return digest.hexdigest()
 

@@ -126,3 +126,14 @@ def test_damaged_disk_cache_is_recomputed_with_a_warning(tmp_path, tiny_model, t
     assert sum(calls) == 48 and torch.equal(first, again)
     assert any("unusable teacher-logit cache" in r.getMessage() for r in caplog.records)
     assert torch.equal(torch.load(stored, weights_only=True)["logits"], first)  # rewritten whole
+
+
+def test_tinybert_prediction_reads_the_table_kd_wrote_for_the_same_teacher_and_rows(tmp_path, tiny_model, tiny_data,
+                                                                                    monkeypatch):
+    calls, cache = count_teacher_calls(monkeypatch), tmp_path / "logits"
+    first = teacher_logits(disk_run(tmp_path, kd_text(tiny_model, tiny_data, "true", cache)))
+    calls.clear()
+    text = tiny_config_text(tiny_model, tiny_data, "tinybert", student={"init_from": "teacher", "num_layers": 1},
+                            distill={"teacher": str(tiny_model), "cache_dir": str(cache)}, tinybert={"stage": "prediction"})
+    second = teacher_logits(disk_run(tmp_path, text, "tinybert.config"))
+    assert sum(calls) == 0 and torch.equal(first, second)  # the key is the teacher's and the rows', not the method's
