@@ -24,13 +24,13 @@ class KD(DistillModel):
         self.use_cls_only(config)
 
     caches_teacher_logits = True  # the soft term needs the teacher's logits only (unless uses_hidden)
+    uses_hidden = False  # methods matching intermediate layers set this and override intermediate_loss
 
     @property
     def learns_without_labels(self):
         """Rows without a gold label ([data] transfer_file) can train this model: the teacher's outputs are the
         whole target when the hard term is off."""
         return self.hard_weight == 0
-    uses_hidden = False  # methods matching intermediate layers set this and override intermediate_loss
 
     def make_student(self, config, num_labels):
         """The trainable student (built after the teacher is set); Distilled-BiLSTM builds a BiLSTM instead."""
