@@ -54,18 +54,36 @@ def embed_in_order(embed, texts, batch_size):
     return out if out is not None else torch.empty(0, 0)
 
 
+def read_stored_table(info, path, field, what):
+    """`field` of a cache file written by atomic_save, or None when there is none or it is unusable (a damaged file
+    is recomputed with a warning, not fatal). Rank 0 decides whether it exists, so every rank takes the same branch."""
+    if not all_gather_objects(info, path.is_file())[0]:
+        return None
+    try:
+        verify(path)
+        return torch.load(path, weights_only=True)[field]
+    except (CheckpointError, OSError, RuntimeError, KeyError) as err:
+        get_logger(info.rank).warning("%s: unusable %s cache (%s); recomputing", path, what,
+                                      str(err).splitlines()[0][:200])
+        return None
+
+
+def store_table(info, path, payload):
+    """Rank 0 writes the cache file atomically (temporary name, then rename); every rank waits for it."""
+    if info.is_main:
+        os.makedirs(path.parent, exist_ok=True)
+        atomic_save(payload, path)
+    barrier(info)
+
+
 def cached_embeddings(texts, embed, fingerprint, cache_dir, info, batch_size=64):
     """(len(texts), H) teacher embeddings of `texts` (distinct strings), from the disk cache when present."""
     logger = get_logger(info.rank)
     path = Path(cache_dir) / f"{cache_key(fingerprint, texts)}.pt"
-    if all_gather_objects(info, path.is_file())[0]:  # rank 0 decides, so every rank takes the same branch
-        try:
-            verify(path)
-            table = torch.load(path, weights_only=True)["embeddings"]
-            logger.info("teacher embeddings of %d sentences read from %s", len(texts), path)
-            return table
-        except (CheckpointError, OSError, RuntimeError, KeyError) as err:  # a damaged cache is recomputed, not fatal
-            logger.warning("%s: unusable teacher-embedding cache (%s); recomputing", path, str(err).splitlines()[0][:200])
+    table = read_stored_table(info, path, "embeddings", "teacher-embedding")
+    if table is not None:
+        logger.info("teacher embeddings of %d sentences read from %s", len(texts), path)
+        return table
     mine = list(range(info.rank, len(texts), info.world))
     part = embed_in_order(embed, [texts[i] for i in mine], batch_size)
     shards = all_gather_objects(info, (mine, part))
@@ -74,9 +92,6 @@ def cached_embeddings(texts, embed, fingerprint, cache_dir, info, batch_size=64)
     for ids, emb in shards:
         if ids:
             table[torch.tensor(ids)] = emb
-    if info.is_main:
-        os.makedirs(path.parent, exist_ok=True)
-        atomic_save({"format": FORMAT, "count": len(texts), "embeddings": table}, path)
-        logger.info("teacher embedded %d distinct sentences; cached in %s", len(texts), path)
-    barrier(info)
+    store_table(info, path, {"format": FORMAT, "count": len(texts), "embeddings": table})
+    logger.info("teacher embedded %d distinct sentences; cached in %s", len(texts), path)
     return table

@@ -9,17 +9,15 @@ two-stage method's second stage and resumed runs read it instead of re-running t
 Used only where the teacher's inputs are fixed per example (offline augmentation is; the logits of
 hidden-state methods are not cached because they need the teacher's intermediate states anyway)."""
 import hashlib
-import os
 import time
 
 import torch
 from torch.utils.data import DataLoader
 
-from process.checkpoint import atomic_save, verify
-from process.distributed import all_gather_objects, barrier
+from process.distributed import all_gather_objects
+from process.embedding_cache import read_stored_table, store_table
 from process.eval_process import to_device
 from process.init_process import IndexedDataset, text_length
-from utils.errors import CheckpointError
 from utils.logging import get_logger
 from utils.paths import resolve
 
@@ -86,19 +84,6 @@ def compute_logits(run, batches, size):
     return table
 
 
-def read_cached(run, path):
-    """The stored table, or None when there is none or it is unusable (a damaged file is recomputed, not fatal)."""
-    if not all_gather_objects(run.info, path.is_file())[0]:  # rank 0 decides, so every rank takes the same branch
-        return None
-    try:
-        verify(path)
-        return torch.load(path, weights_only=True)["logits"]
-    except (CheckpointError, OSError, RuntimeError, KeyError) as err:
-        get_logger(run.info.rank).warning("%s: unusable teacher-logit cache (%s); recomputing", path,
-                                          str(err).splitlines()[0][:200])
-        return None
-
-
 def teacher_logits(run):
     """(N, labels) teacher logits by training-example index: read from [distill] cache_dir when this teacher has
     already run over exactly these batches, computed (and stored there) otherwise."""
@@ -107,15 +92,12 @@ def teacher_logits(run):
     if not cache_dir:
         return compute_logits(run, batches, size)
     path = resolve(cache_dir) / f"{cache_key(run, batches)}.pt"
-    table = read_cached(run, path)
+    table = read_stored_table(run.info, path, "logits", "teacher-logit")
     if table is not None:
         get_logger(run.info.rank).info("teacher logits of %d training examples read from %s", size, path)
         return table
     table = compute_logits(run, batches, size)
-    if run.info.is_main:
-        os.makedirs(path.parent, exist_ok=True)
-        atomic_save({"format": FORMAT, "count": size, "logits": table}, path)
-    barrier(run.info)
+    store_table(run.info, path, {"format": FORMAT, "count": size, "logits": table})
     return table
 
 

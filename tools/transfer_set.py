@@ -12,9 +12,7 @@ report on) are dropped, so the teacher's answer on an evaluation example never r
 duplicates. Written to a temporary name, then renamed.
 """
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -22,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dataset.glue_tsv import read_glue_tsv, task_spec  # noqa: E402
 from dataset.text_lines import read_text_lines  # noqa: E402
 from process.cli import main_guard  # noqa: E402
+from process.run_dir import write_text  # noqa: E402
 from utils.errors import ConfigError  # noqa: E402
 
 
@@ -69,15 +68,13 @@ def build(task, sources, exclude):
 
 
 def write(rows, pair_task, output):
+    """The TSV, written atomically (process/run_dir.write_text: temporary name, then rename)."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=output.name + ".")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write("text_a\ttext_b\n" if pair_task else "text_a\n")
-        for a, b in rows:
-            clean = [t.replace("\t", " ").replace("\n", " ") for t in ((a, b) if pair_task else (a,))]
-            fh.write("\t".join(clean) + "\n")
-    os.replace(tmp, output)
+    lines = ["text_a\ttext_b" if pair_task else "text_a"]
+    for a, b in rows:
+        lines.append("\t".join(t.replace("\t", " ").replace("\n", " ") for t in ((a, b) if pair_task else (a,))))
+    write_text(output, "\n".join(lines) + "\n")
 
 
 def main():
