@@ -144,10 +144,10 @@ def read_transfer(config, task):
     for lineno, line in iter_lines(path):
         fields = line.split("\t")
         if cols is None:
-            if any(name not in fields for name in wanted):
+            if any(column not in fields for column in wanted):
                 raise DataError(f"{path}:{lineno}: a {task} transfer file needs a header with columns {wanted} "
                                 f"(header: {repr(fields)[:200]})")
-            cols, n_cols = [fields.index(name) for name in wanted], len(fields)
+            cols, n_cols = [fields.index(column) for column in wanted], len(fields)
             continue
         if line == "":
             continue

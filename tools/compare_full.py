@@ -87,7 +87,7 @@ def data_rows(path):
         return sum(1 for line in fh if line.strip()) - 1
 
 
-def unlabeled_variants(methods, d, g, teacher_set, transfer_file, epochs, steps, labeled_steps, no_aug):
+def unlabeled_variants(methods, d, g, teacher_job, teacher_set, transfer_file, epochs, steps, labeled_steps, no_aug):
     """`<run>_unlab`: the listed methods (kd, tinybert) on the training set plus an unlabeled transfer set that
     only the teacher can label (kd with hard_weight = 0); each twin sees the labeled rows for the same number of
     optimizer steps, since rows without labels give it nothing to learn from. TinyBERT's two stages take half the
@@ -98,12 +98,12 @@ def unlabeled_variants(methods, d, g, teacher_set, transfer_file, epochs, steps,
     every = f"train.eval_steps={UNLABELED_EVAL_STEPS}"  # TinyBERT's configs evaluate every 500 steps: too few here
     out = []
     if "kd" in methods:
-        out += [("kd_unlab", "kd.config", [], [teacher_set, f"train.epoch={epochs}", transfer, "distill.hard_weight=0"]),
+        out += [("kd_unlab", "kd.config", [teacher_job], [teacher_set, f"train.epoch={epochs}", transfer, "distill.hard_weight=0"]),
                 ("baseline_unlab", "baseline.config", [], steps_sets)]
     if "tinybert" in methods:
-        out += [("tinybert_intermediate_unlab", "tinybert_intermediate.config", ["general_tinybert"],
+        out += [("tinybert_intermediate_unlab", "tinybert_intermediate.config", ["general_tinybert", teacher_job],
                  [teacher_set, *half, no_aug, transfer, f"model.pretrained={g / 'tinybert'}"]),
-                ("tinybert_unlab", "tinybert_prediction.config", ["tinybert_intermediate_unlab"],
+                ("tinybert_unlab", "tinybert_prediction.config", ["tinybert_intermediate_unlab", teacher_job],
                  [teacher_set, *half, no_aug, transfer, every,
                   f"model.pretrained={d / 'tinybert_intermediate_unlab' / 'student'}"]),
                 ("tinybert_baseline_unlab", "tinybert_baseline.config", ["general_tinybert"],
@@ -127,6 +127,10 @@ def task_jobs(root, task, seeds, epochs, n_aug, transfer=(), stage_steps=0, unla
     E = f"train.epoch={epochs}"
     H = f"train.max_steps={stage_steps}" if stage_steps else f"train.epoch={half}"
     no_aug, tang = "data.use_aug=false", [f"data.use_aug=true", f"data.aug_file={aug}"]
+    if unlabeled:  # the twins' step count: E epochs of labeled + transfer rows
+        kd_config = load_config(f"{c}/kd.config")
+        batch, labeled = kd_config.get("train", "batch_size"), data_rows(data_file(kd_config, "train"))
+        steps = epochs * math.ceil((labeled + data_rows(transfer_file)) / batch)
     for seed in seeds:
         d = root / f"s{seed}" / task
         t, a = f"{task}_teacher", f"{task}_aug"
@@ -154,12 +158,8 @@ def task_jobs(root, task, seeds, epochs, n_aug, transfer=(), stage_steps=0, unla
         ]
         spec += transfer_set_variants(spec, transfer, a, tang, no_aug)
         if unlabeled:
-            kd_config = load_config(f"{c}/kd.config")
-            batch, labeled = kd_config.get("train", "batch_size"), data_rows(data_file(kd_config, "train"))
-            steps = epochs * math.ceil((labeled + data_rows(transfer_file)) / batch)
-            for name, config, deps, sets in unlabeled_variants(unlabeled, d, g, T, transfer_file, epochs, steps,
-                                                                math.ceil(labeled / batch), no_aug):
-                spec.append((name, config, deps + ([] if name.endswith("baseline_unlab") else [t]), sets))
+            spec += unlabeled_variants(unlabeled, d, g, t, T, transfer_file, epochs, steps, math.ceil(labeled / batch),
+                                       no_aug)
         local = {name for name, *_ in spec}
         for name, config, deps, sets in spec:
             deps = [f"s{seed}_{task}_{x}" if x in local else x for x in deps]
