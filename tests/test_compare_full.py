@@ -70,3 +70,12 @@ def test_unlabeled_variants_give_each_twin_the_methods_step_count(tmp_path):
     for name in ("tinybert_unlab", "tinybert_baseline_unlab"):  # the same evaluation schedule for both
         assert "train.eval_steps=100" in jobs[f"s7_MRPC_{name}"].cmd
     assert "--do_test" not in jobs["s7_MRPC_tinybert_intermediate_unlab"].cmd
+
+
+def test_override_reaches_only_the_named_run_and_comes_last(tmp_path):
+    jobs = {j.name: j for j in compare_full.task_jobs(tmp_path, "SST-2", [1, 2], 1, 4, ["kd"],
+                                                       overrides={"kd_tang": ["distill.hard_weight=0"]})}
+    for seed in (1, 2):
+        cmd = jobs[f"s{seed}_SST-2_kd_tang"].cmd
+        assert cmd[-2:] == ["--set", "distill.hard_weight=0"]  # after the run's own sets, so train.py applies it last
+    assert not any("distill.hard_weight=0" in jobs[f"s1_SST-2_{run}"].cmd for run in ("kd", "baseline_tang", "pkd"))

@@ -111,11 +111,13 @@ def unlabeled_variants(methods, d, g, teacher_job, teacher_set, transfer_file, e
     return out
 
 
-def task_jobs(root, task, seeds, epochs, n_aug, transfer=(), stage_steps=0, unlabeled=(), transfer_file=None):
+def task_jobs(root, task, seeds, epochs, n_aug, transfer=(), stage_steps=0, unlabeled=(), transfer_file=None,
+              overrides=None):
     """The teacher, the Tang transfer set, then per seed every method next to its twin. stage_steps > 0: each stage
     of a two-stage method runs that many optimizer steps instead of E/2 epochs (for an odd E, e.g. one epoch of a
     transfer set split in two). unlabeled: methods also run with the unlabeled `transfer_file` (see
-    unlabeled_variants)."""
+    unlabeled_variants). overrides: {run: [KEY=VALUE, ...]} appended to that run's sets (last wins in train.py)."""
+    overrides = overrides or {}
     c, g, teacher = f"config/glue/{task}", root / "general", root / "teachers" / task
     aug = root / "aug" / task / "tang.tsv"
     jobs = [Job(f"{task}_teacher", train(f"{c}/teacher.config", teacher), teacher),
@@ -164,6 +166,7 @@ def task_jobs(root, task, seeds, epochs, n_aug, transfer=(), stage_steps=0, unla
         for name, config, deps, sets in spec:
             deps = [f"s{seed}_{task}_{x}" if x in local else x for x in deps]
             test = name.removesuffix("_tang").removesuffix("_unlab") not in ("theseus_phase1", "tinybert_intermediate")
+            sets = [*sets, *overrides.get(name, [])]
             jobs.append(Job(f"s{seed}_{task}_{name}", train(f"{c}/{config}", d / name, *sets, seed=seed, test=test),
                             d / name, deps))
     return jobs
@@ -232,6 +235,8 @@ def main():
     parser.add_argument("--unlabeled", nargs="*", default=[], choices=["kd", "tinybert"],
                         help="also run these methods with the unlabeled transfer set of --transfer_file (<run>_unlab)")
     parser.add_argument("--transfer_file", nargs="*", default=[], help="TASK=path, from tools/transfer_set.py")
+    parser.add_argument("--override", nargs="*", default=[], metavar="RUN:KEY=VALUE",
+                        help="an extra --set for one run of every seed, e.g. kd_tang:distill.hard_weight=0")
     parser.add_argument("--root", default="runs/full")
     parser.add_argument("--jobs", type=int, default=1, help="jobs at once")
     parser.add_argument("--gpu", default=None, help="GPU id passed to every train.py (omit: CPU)")
@@ -244,10 +249,16 @@ def main():
     transfer_files = dict(item.split("=", 1) for item in args.transfer_file)
     if args.unlabeled and set(args.tasks) - set(transfer_files):
         parser.error(f"--unlabeled needs --transfer_file for {sorted(set(args.tasks) - set(transfer_files))}")
+    overrides = {}
+    for item in args.override:
+        run, sep, setting = item.partition(":")
+        if not sep or "=" not in setting:
+            parser.error(f"--override {item}: expected RUN:KEY=VALUE, e.g. kd_tang:distill.hard_weight=0")
+        overrides.setdefault(run, []).append(setting)
     jobs = general_jobs(root, args.general_steps)
     for task in args.tasks:
         jobs += task_jobs(root, task, args.seeds, int(epochs[task]), args.n_aug, args.transfer_set,
-                           stage_steps.get(task, 0), args.unlabeled, transfer_files.get(task))
+                           stage_steps.get(task, 0), args.unlabeled, transfer_files.get(task), overrides)
     jobs.sort(key=lambda j: not j.name.endswith(("_teacher", "_aug")))  # the critical path first (stable)
     if args.only is not None:
         by_name, keep, todo = {j.name: j for j in jobs}, set(), list(args.only)
