@@ -16,6 +16,7 @@ a_attention_mask (query tower), b_input_ids / b_attention_mask (doc tower), labe
 """
 import torch
 
+from formatter.labels import add_labels
 from model.hf_loader import load_tokenizer
 from model.student import student_tokenizer_source
 from utils.errors import ConfigError, DataError
@@ -76,8 +77,6 @@ class BipartitionFormatter:
         batch = {"input_ids": torch.cat([a_ids, b_ids[:, 1:]], dim=1),
                  "attention_mask": torch.cat([a_mask, b_mask[:, 1:]], dim=1), "token_type_ids": types,
                  "a_input_ids": a_ids, "a_attention_mask": a_mask, "b_input_ids": b_ids, "b_attention_mask": b_mask}
-        labels = [ex["label"] for ex in examples]
-        if all(label is not None for label in labels):
-            batch["labels"] = torch.tensor(labels, dtype=torch.float if isinstance(labels[0], float) else torch.long)
+        add_labels(batch, examples)
         batch["index"] = torch.tensor([ex["index"] for ex in examples], dtype=torch.long)
         return batch

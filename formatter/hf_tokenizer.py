@@ -5,6 +5,7 @@ teacher_input_ids / teacher_attention_mask / teacher_token_type_ids.
 """
 import torch
 
+from formatter.labels import add_labels
 from model.hf_loader import load_tokenizer
 from model.student import student_tokenizer_source, teacher_tokenizer_source
 
@@ -31,8 +32,6 @@ class HFTokenizerFormatter:
         batch = dict(self.encode(self.tokenizer, examples))
         if self.teacher_tokenizer is not None:
             batch.update({"teacher_" + k: v for k, v in self.encode(self.teacher_tokenizer, examples).items()})
-        labels = [ex["label"] for ex in examples]
-        if all(label is not None for label in labels):
-            batch["labels"] = torch.tensor(labels, dtype=torch.float if isinstance(labels[0], float) else torch.long)
+        add_labels(batch, examples)
         batch["index"] = torch.tensor([ex["index"] for ex in examples], dtype=torch.long)
         return batch

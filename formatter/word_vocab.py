@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from formatter.labels import add_labels
 from model.hf_loader import load_tokenizer
 from model.student import teacher_tokenizer_source
 from utils.errors import ConfigError
@@ -141,8 +142,6 @@ class WordVocabFormatter:
             teacher = self.teacher_tokenizer(a, b, padding="longest", truncation=True, max_length=self.teacher_max_length,
                                              return_tensors="pt")
             batch.update({"teacher_" + k: v for k, v in teacher.items()})
-        labels = [ex["label"] for ex in examples]
-        if all(label is not None for label in labels):
-            batch["labels"] = torch.tensor(labels, dtype=torch.float if isinstance(labels[0], float) else torch.long)
+        add_labels(batch, examples)
         batch["index"] = torch.tensor([ex["index"] for ex in examples], dtype=torch.long)
         return batch

@@ -28,9 +28,9 @@ class KD(DistillModel):
 
     @property
     def learns_without_labels(self):
-        """Rows without a gold label ([data] transfer_file) can train this model: the teacher's outputs are the
-        whole target when the hard term is off."""
-        return self.hard_weight == 0
+        """Rows without a gold label ([data] transfer_file) can train this model: the teacher's outputs are their
+        target, and the hard term averages over the batch's labeled rows only (model/loss.py task_loss)."""
+        return True
 
     def make_student(self, config, num_labels):
         """The trainable student (built after the teacher is set); Distilled-BiLSTM builds a BiLSTM instead."""

@@ -4,6 +4,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from formatter.labels import NO_LABEL
+
 
 def soft_kl_loss(student_logits, teacher_logits, temperature=1.0):
     """Hinton KD: KL(softmax(t/T) || softmax(s/T)) * T^2, averaged over the batch.
@@ -23,17 +25,22 @@ def logit_mse_loss(student_logits, teacher_logits):
 
 
 def hard_ce_loss(logits, labels):
-    """Cross-entropy with the gold labels."""
-    return F.cross_entropy(logits.float(), labels)
+    """Cross-entropy with the gold labels, averaged over the rows that have one (NO_LABEL rows are left out)."""
+    return F.cross_entropy(logits.float(), labels, ignore_index=NO_LABEL)
 
 
 def regression_mse_loss(scores, targets):
-    """MSE for regression heads (one output): scores (N,1) or (N,) against float targets."""
-    return F.mse_loss(scores.float().view(-1), targets.float().view(-1))
+    """MSE for regression heads (one output): scores (N,1) or (N,) against float targets; NaN targets (rows
+    without a score) are left out of the mean."""
+    targets = targets.float().view(-1)
+    keep = ~torch.isnan(targets)
+    diff = torch.where(keep, scores.float().view(-1) - targets, 0.0)
+    return diff.pow(2).sum() / keep.sum().clamp(min=1)
 
 
 def task_loss(logits, labels):
-    """Gold-label loss: MSE for a single-output head, cross-entropy otherwise."""
+    """Gold-label loss: MSE for a single-output head, cross-entropy otherwise; rows without a label
+    (formatter/labels.py) are left out, so transfer-set rows in a batch cost the hard term nothing."""
     if logits.shape[-1] == 1:
         return regression_mse_loss(logits, labels)
     return hard_ce_loss(logits, labels)

@@ -42,8 +42,8 @@ QK = ("query", "key")
 class TinyBERT(KD):
     @property
     def learns_without_labels(self):
-        """The general and intermediate stages never read labels; the prediction stage does when hard_weight > 0."""
-        return self.stage != "prediction" or self.hard_weight == 0
+        """The general and intermediate stages never read labels; the prediction stage is KD (see model/kd.py)."""
+        return True
 
     def __init__(self, config):
         self.stage = config.get("tinybert", "stage")

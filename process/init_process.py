@@ -73,16 +73,16 @@ def label_count(dataset):
 
 
 def check_unlabeled_rows(run):
-    """Transfer-set rows carry no label: a model that trains on gold labels would silently skip the hard loss on
-    every batch holding one, so only models that learn from the teacher alone may read them."""
+    """Transfer-set rows carry no label: a model that trains on gold labels alone would learn nothing from them,
+    so only models with a teacher's soft target for every row may read them."""
     config = run.config
     if "train" not in run.datasets or not config.get("data", "transfer_file"):
         return
     if not getattr(run.model, "learns_without_labels", False):
         name = config.get("model", "model_name")
         raise ConfigError(f"{config.source('data', 'transfer_file')}: [data] transfer_file rows have no labels, but "
-                          f"model '{name}' trains on gold labels here (kd-family methods read them with "
-                          "[distill] hard_weight = 0)")
+                          f"model '{name}' learns from gold labels only (kd-family methods and TinyBERT read them: the "
+                          "teacher labels them)")
 
 
 def check_vocabulary(run):

@@ -121,3 +121,22 @@ def test_relation_kl_allows_different_widths_and_gives_finite_grads():
     assert torch.isfinite(loss) and loss.item() > 0 and torch.isfinite(xs.grad).all()
     with pytest.raises(ValueError, match="not divisible"):
         relation_kl_loss(xs, xt, num_heads=3)
+
+
+def test_task_loss_leaves_rows_without_a_label_out():
+    from formatter.labels import NO_LABEL, label_tensor
+    # classes: rows 0 and 2 labelled; CE row 0 (logits [0, ln 3], label 1) = -ln(3/4) = 0.287682,
+    # row 2 (logits [0, 0], label 0) = ln 2 = 0.693147; mean 0.490415 (row 1's huge logit must not count)
+    logits = torch.tensor([[0.0, math.log(3.0)], [50.0, -50.0], [0.0, 0.0]])
+    labels = label_tensor([1, None, 0])
+    assert labels.tolist() == [1, NO_LABEL, 0]
+    assert task_loss(logits, labels).item() == pytest.approx((0.287682 + 0.693147) / 2, abs=1e-6)
+    # scores: row 1 has no score (NaN); ((0.5-1)^2 + (2-1)^2)/2 = 0.625 over the other two
+    scores = torch.tensor([[0.5], [9.0], [2.0]], requires_grad=True)
+    targets = label_tensor([1.0, None, 1.0])
+    assert math.isnan(targets[1].item())
+    loss = task_loss(scores, targets)
+    assert loss.item() == pytest.approx(0.625)
+    loss.backward()
+    assert scores.grad.view(-1).tolist() == pytest.approx([-0.5, 0.0, 1.0])  # d/ds (s-1)^2 / 2 = s - 1; none for row 1
+    assert label_tensor([None, None]) is None  # an all-unlabeled batch carries no `labels` at all

@@ -1,6 +1,6 @@
 """Unlabeled transfer sets ([data] transfer_file, tools/transfer_set.py): rows join the training split without
-labels, the teacher labels them through the logit cache, and only methods that train without gold labels
-accept them."""
+labels, the teacher labels them through the logit cache, methods with a teacher's soft target accept them (the hard
+term then averages over the labeled rows), and methods without one refuse them."""
 import importlib.util
 import subprocess
 import sys
@@ -54,15 +54,31 @@ def test_kd_trains_on_labeled_and_transfer_rows(tmp_path, tiny_model, tiny_data)
     assert (logdir / "student" / "config.json").is_file()
 
 
-@pytest.mark.parametrize("model,hard_weight", [("bert_cls", 0.0), ("kd", 0.5)])
-def test_methods_that_train_on_labels_refuse_a_transfer_file(tmp_path, tiny_model, tiny_data, model, hard_weight):
+def test_a_model_without_a_teacher_refuses_a_transfer_file(tmp_path, tiny_model, tiny_data):
     transfer = write_transfer(tmp_path / "transfer.tsv")
-    path = kd_config(tmp_path, tiny_model, tiny_data, transfer, hard_weight, model)
+    path = kd_config(tmp_path, tiny_model, tiny_data, transfer, 0.0, "bert_cls")
     line = next(i for i, l in enumerate(path.read_text().splitlines(), 1) if l.startswith("transfer_file"))
     with pytest.raises(ConfigError) as err:
         init_all(load_config(path), DistInfo(), "train")
-    assert str(err.value) == (f"{path}:{line}: [data] transfer_file rows have no labels, but model '{model}' trains "
-                              "on gold labels here (kd-family methods read them with [distill] hard_weight = 0)")
+    assert str(err.value) == (f"{path}:{line}: [data] transfer_file rows have no labels, but model 'bert_cls' learns "
+                              "from gold labels only (kd-family methods and TinyBERT read them: the teacher labels them)")
+
+
+def test_kd_with_hard_labels_uses_them_on_the_labeled_rows_of_a_mixed_batch(tmp_path, tiny_model, tiny_data):
+    transfer = write_transfer(tmp_path / "transfer.tsv")
+    run = init_all(load_config(kd_config(tmp_path, tiny_model, tiny_data, transfer, hard_weight=0.5)), DistInfo(),
+                   "train")
+    train, model = run.datasets["train"], run.model
+    rows = [dict(train[i], index=i) for i in (3, 50, 7, 60)]  # two labeled, two transfer rows
+    batch = run.loaders["train"].collate_fn(rows)
+    gold = [train[3]["label"], train[7]["label"]]
+    assert batch["labels"].tolist() == [gold[0], -100, gold[1], -100]
+    model.train()
+    out = model(batch)
+    log_p = torch.log_softmax(out["logits"].detach().double(), -1)
+    hand_ce = -(log_p[0, gold[0]] + log_p[2, gold[1]]) / 2  # the mean over the two labeled rows only
+    assert out["loss_hard"].item() == pytest.approx(hand_ce.item(), rel=1e-5)
+    assert out["loss"].item() == pytest.approx(out["loss_kd"].item() + 0.5 * hand_ce.item(), rel=1e-5)
 
 
 def test_a_transfer_file_without_the_task_columns_names_its_line(tmp_path, tiny_model, tiny_data):
