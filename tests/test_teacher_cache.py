@@ -1,6 +1,7 @@
 """Teacher-logit cache: computed once before training, read by index every epoch, same as running the
 teacher, rebuilt identically on resume."""
 import json
+import shutil
 
 import pytest
 import torch
@@ -113,6 +114,24 @@ def test_disk_cache_misses_when_the_teacher_or_its_inputs_change(tmp_path, tiny_
     fmt = changed.loaders["train"].collate_fn
     single = fmt([dict(changed.datasets["train"][5], index=5)])
     assert torch.allclose(changed.model.teacher_forward(single)[0], table[5], atol=1e-5)
+
+
+def test_disk_cache_key_ignores_the_gold_labels(tmp_path, tiny_model, tiny_data, monkeypatch):
+    """The teacher never reads labels: the same texts relabeled (or partly unlabeled) read the same table."""
+    calls, cache = count_teacher_calls(monkeypatch), tmp_path / "logits"
+    first = teacher_logits(disk_run(tmp_path, kd_text(tiny_model, tiny_data, "true", cache)))
+    flipped = tmp_path / "flipped"
+    shutil.copytree(tiny_data, flipped)
+    lines = (flipped / "train.tsv").read_text().splitlines()
+    (flipped / "train.tsv").write_text("\n".join([lines[0]] + [f"{l[:-1]}{1 - int(l[-1])}" for l in lines[1:]]) + "\n")
+    calls.clear()
+    relabeled = disk_run(tmp_path, kd_text(tiny_model, flipped, "true", cache))
+    assert relabeled.datasets["train"][0]["label"] != run_label(tiny_data, 0)
+    assert torch.equal(teacher_logits(relabeled), first) and sum(calls) == 0
+
+
+def run_label(data_dir, row):
+    return int((data_dir / "train.tsv").read_text().splitlines()[row + 1][-1])
 
 
 def test_damaged_disk_cache_is_recomputed_with_a_warning(tmp_path, tiny_model, tiny_data, monkeypatch, caplog):
