@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Issue 5's multilingual comparison (seed 000) on a 2-core CPU: two queues of one thread each, side by side.
+#   phase 1: teacher applied directly -> mul_mse        |  bottle_distill (stage 2) -> rec_bottle_distill (stage 3)
+#   phase 2: rec_bottle_mcl -> rec_bottle_bool          |  rec_bottle_mse -> rec_bottle_ce          (stage 4, from stage 3)
+# Every stage gets the same extra --set overrides (the budget); a stage whose results.json (bottle_distill: its
+# export) exists is skipped, so the command resumes. The table: python tools/multilingual_table.py --root ROOT
+#   bash tools/multilingual_cpu.sh runs/multilingual/minilm --set data.max_examples=30000 --set train.epoch=1
+set -euo pipefail
+root=$1; shift
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+
+config_of() {
+    case $1 in
+        teacher_direct|mse) echo "config/multilingual/$1.config" ;;
+        bottle_distill|rec_bottle_distill) echo "config/distill/minilm_$1.config" ;;
+        *) echo "config/multilingual/minilm_$1.config" ;;
+    esac
+}
+
+run_stage() {  # run_stage NAME [extra train.py args]
+    local stage=$1; shift
+    local dir=$root/$stage test=(--do_test)
+    if [[ $stage == bottle_distill ]]; then
+        test=()
+        if [[ -f $dir/student/config.json && -f $dir/DONE.json ]]; then echo "$stage: done earlier"; return; fi
+    elif [[ -f $dir/results.json ]]; then echo "$stage: done earlier"; return; fi
+    python train.py --config "$(config_of "$stage")" --logdir "$dir" "${test[@]}" "$@"
+    [[ $stage == bottle_distill ]] && echo '{"stage": "bottle_distill"}' > "$dir/DONE.json"
+    return 0
+}
+
+queue() {  # queue "STAGE[:PRETRAINED_STAGE] ..." EXTRA...
+    local stages=$1; shift
+    for item in $stages; do
+        local stage=${item%%:*} from=()
+        [[ $item == *:* ]] && from=(--set "model.pretrained=$root/${item#*:}")
+        run_stage "$stage" "$@" "${from[@]}"
+    done
+}
+
+queue "teacher_direct mse" "$@" > "$root.queue1.log" 2>&1 &
+q1=$!
+queue "bottle_distill rec_bottle_distill:bottle_distill" "$@" > "$root.queue2.log" 2>&1 &
+q2=$!
+wait $q1 && wait $q2
+queue "rec_bottle_mcl:rec_bottle_distill rec_bottle_bool:rec_bottle_distill" "$@" >> "$root.queue1.log" 2>&1 &
+q1=$!
+queue "rec_bottle_mse:rec_bottle_distill rec_bottle_ce:rec_bottle_distill" "$@" >> "$root.queue2.log" 2>&1 &
+q2=$!
+wait $q1 && wait $q2
+echo "done: python tools/multilingual_table.py --root $root"
