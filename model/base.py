@@ -36,6 +36,9 @@ class DistillModel(nn.Module):
     and "heads" (everything else registered)."""
 
     find_unused_parameters = False  # methods that skip trainable modules on some steps (Theseus) set True
+    # what one training example costs, for the efficiency report (process/efficiency_report.py)
+    student_forwards_per_train_example = 3  # forward + backward of the student
+    teacher_runs_in_train_step = True  # unless cached logits serve it; False where the teacher is never run in training
 
     def __init__(self):
         super().__init__()

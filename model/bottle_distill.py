@@ -15,6 +15,7 @@ class BottleDistill(SentenceDistill):
     recurrent = True
     bottleneck = True
     uses_table = False  # the target is the pretrained embedding layer, computed live (it is one lookup)
+    student_forwards_per_train_example = 0  # embedding lookups only: the shared layers never run in training
 
     def make_student(self, source, config):
         if source.config.model_type == "albert":

@@ -85,6 +85,10 @@ class SentenceDistill(DistillModel):
     target = "english"  # english: both sides regress on teacher(source); same: each side on teacher(itself)
     contrast = None  # in-batch term: mcl | bool | ce | None
     uses_table = True  # training reads teacher embeddings from the cached table
+    # efficiency report: both sentences of a pair go through the student (forward + backward: 2 x 3), at the
+    # source side's measured length; the teacher is read from the table, never run in a training step
+    student_forwards_per_train_example = 6
+    teacher_runs_in_train_step = False
 
     def __init__(self, config):
         super().__init__()

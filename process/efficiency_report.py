@@ -9,7 +9,7 @@ from utils.perf import efficiency_report
 def teacher_in_train_step(run):
     """Whether each training example paid a teacher forward (no logit cache, or hidden states needed)."""
     model = run.model
-    if model.teacher is None:
+    if model.teacher is None or not model.teacher_runs_in_train_step:
         return False
     return model._frozen.get("teacher_logits") is None or getattr(model, "uses_hidden", False)
 
@@ -26,10 +26,11 @@ def loop_report(run, perf, flops_factor, teacher_in_step, latency, cls_only=Fals
 
 
 def train_efficiency(run, latency=None):
-    """Report for the train loop just run (run.perf from process/train_process.py): 3 student forwards per
-    example (forward + backward) plus the teacher's unless its logits came from the cache."""
+    """Report for the train loop just run (run.perf from process/train_process.py): the method's student
+    forwards per example (3: forward + backward) plus the teacher's unless its logits came from the cache."""
     cls_only = run.model.last_layer_cls_only(getattr(run.model, "uses_hidden", False))
-    return loop_report(run, getattr(run, "perf", None), 3, teacher_in_train_step(run), latency, cls_only)
+    return loop_report(run, getattr(run, "perf", None), run.model.student_forwards_per_train_example,
+                       teacher_in_train_step(run), latency, cls_only)
 
 
 def test_efficiency(run, latency=None):

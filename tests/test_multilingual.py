@@ -386,6 +386,10 @@ def test_pipeline_stage2_to_4_trains_exports_and_logs_parameters(tmp_path, enc, 
     summaries = run_pipeline(str(tmp_path / "pipe.config"), DistInfo(), str(tmp_path / "runs"))
     assert summaries["s2"]["params"] == summaries["s3"]["params"] == summaries["s4"]["params"]
     assert summaries["s4"]["params"] < summaries["s4"]["teacher_params"]
+    # efficiency report: stage 2 runs no shared layer; stage 4 encodes both sides and reads the teacher's table
+    assert summaries["s2"]["efficiency"]["flops_per_example"] == 0
+    s4 = summaries["s4"]["efficiency"]
+    assert s4["flops_per_example"] == 6 * s4["student_forward_flops_per_example"] > 0
     losses = [json.loads(l)["loss"] for l in (tmp_path / "runs" / "s4" / "metrics.jsonl").read_text().splitlines()
               if '"split"' not in l]
     assert sum(losses[-2:]) < sum(losses[:2])
