@@ -476,3 +476,18 @@ def test_multilingual_table_reads_run_dirs(tmp_path):
     assert rows["rec_bottle_mcl (stage 4, MCL)"] == ("| rec_bottle_mcl (stage 4, MCL) | 9,345,792 | 85.0 (90.0 / 80.0) | "
                                                      "70.0 (70.0 / 70.0) | 40.0 (50.0 / 30.0) | 65.0 | 81.2 |")
     assert "missing" in rows["mul_mse (mse.config)"]
+
+
+def test_vocab_coverage_counts_tokens_and_types(tmp_path):
+    import subprocess
+    import sys
+    from tools.vocab_coverage import coverage, words
+    (tmp_path / "train.txt").write_text("Ein Hund läuft.\nein Mann\n", encoding="utf-8")
+    (tmp_path / "test.txt").write_text("Der Hund, der Hund!\nEIN Ball\n", encoding="utf-8")
+    test = words(tmp_path / "test.txt")
+    assert test == ["der", "hund", "der", "hund", "ein", "ball"]
+    # tokens: hund x2 + ein = 3 of 6; types: hund, ein = 2 of {der, hund, ein, ball}
+    assert coverage(words(tmp_path / "train.txt"), test) == (50.0, 50.0)
+    out = subprocess.run([sys.executable, str(REPO / "tools" / "vocab_coverage.py"), str(tmp_path / "train.txt"),
+                          str(tmp_path / "test.txt")], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith(": 50.0% of word tokens, 50.0% of word types occur in " + str(tmp_path / "train.txt"))
