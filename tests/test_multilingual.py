@@ -491,3 +491,20 @@ def test_vocab_coverage_counts_tokens_and_types(tmp_path):
     out = subprocess.run([sys.executable, str(REPO / "tools" / "vocab_coverage.py"), str(tmp_path / "train.txt"),
                           str(tmp_path / "test.txt")], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith(": 50.0% of word tokens, 50.0% of word types occur in " + str(tmp_path / "train.txt"))
+
+
+def test_multilingual_table_valid_reads_the_selected_evaluation(tmp_path):
+    import subprocess
+    import sys
+    run = tmp_path / "minilm" / "mse"
+    run.mkdir(parents=True)
+    worse = {"split": "valid", "step": 100, "accuracy": 0.4, "de_src2tgt": 0.1, "de_tgt2src": 0.1, "mse": 0.003}
+    best = {"split": "valid", "step": 200, "accuracy": 0.6, "de_src2tgt": 0.7, "de_tgt2src": 0.5, "fr_src2tgt": 0.6,
+            "fr_tgt2src": 0.6, "mse": 0.00215}
+    lines = [{"loss": 1.0, "step": 50}, best, worse]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = subprocess.run([sys.executable, str(REPO / "tools" / "multilingual_table.py"), "--root", str(tmp_path / "minilm"),
+                          "--valid"], capture_output=True, text=True, check=True).stdout
+    rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines()}
+    assert rows["mul_mse (mse.config)"] == "| mul_mse (mse.config) | 200 | 60.0 (70.0 / 50.0) | 60.0 (60.0 / 60.0) | - | 60.0 | 2.15 |"
+    assert "missing" in rows["rec_bottle_mcl (stage 4, MCL)"]
