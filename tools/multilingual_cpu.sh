@@ -2,11 +2,12 @@
 # Issue 5's multilingual comparison (seed 000) on a 2-core CPU: two queues of one thread each, side by side.
 #   phase 1: teacher applied directly -> mul_mse        |  bottle_distill (stage 2) -> rec_bottle_distill (stage 3)
 #   phase 2: rec_bottle_mcl -> rec_bottle_bool          |  rec_bottle_mse -> rec_bottle_ce          (stage 4, from stage 3)
-# Every stage gets the same extra --set overrides (the budget); a stage whose results.json (bottle_distill: its
-# export) exists is skipped, so the command resumes. The table: python tools/multilingual_table.py --root ROOT
+# Every stage gets the same extra --set overrides (the budget); a stage whose train_summary.json exists (train.py
+# writes it last, after the test) is skipped, so the command resumes. The table: python tools/multilingual_table.py --root ROOT
 #   bash tools/multilingual_cpu.sh runs/multilingual/minilm --set data.max_examples=30000 --set train.epoch=1
 set -euo pipefail
 root=$1; shift
+mkdir -p "$(dirname "$root")"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 config_of() {
@@ -20,13 +21,9 @@ config_of() {
 run_stage() {  # run_stage NAME [extra train.py args]
     local stage=$1; shift
     local dir=$root/$stage test=(--do_test)
-    if [[ $stage == bottle_distill ]]; then
-        test=()
-        if [[ -f $dir/student/config.json && -f $dir/DONE.json ]]; then echo "$stage: done earlier"; return; fi
-    elif [[ -f $dir/results.json ]]; then echo "$stage: done earlier"; return; fi
+    [[ $stage == bottle_distill ]] && test=()  # stage 2 has no sentence-level test; its export feeds stage 3
+    if [[ -f $dir/train_summary.json ]]; then echo "$stage: done earlier"; return; fi
     python train.py --config "$(config_of "$stage")" --logdir "$dir" "${test[@]}" "$@"
-    [[ $stage == bottle_distill ]] && echo '{"stage": "bottle_distill"}' > "$dir/DONE.json"
-    return 0
 }
 
 queue() {  # queue "STAGE[:PRETRAINED_STAGE] ..." EXTRA...
