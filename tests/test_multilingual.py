@@ -1,6 +1,6 @@
 """Multilingual sentence-embedding distillation (seed 000): mul_mse and Ding et al. 2022's multi-stage methods.
 Student shapes and parameter counts by hand, each stage-4 term by hand, the teacher-embedding cache (once per
-sentence, across epochs, resumes and ranks), the data readers and evaluator, a tiny 2 -> 3 -> 4 pipeline through
+sentence, across epochs, resumes and ranks), the data readers and evaluator, a tiny 1 -> 2 -> 3 -> 4 pipeline through
 the real training code with a SentenceTransformer export, exact resume, config errors and the shipped configs."""
 import json
 import math
@@ -373,17 +373,32 @@ def test_evaluator_by_hand():
 
 
 # ---------------------------------------------------------------- the pipeline, export, resume
-def test_pipeline_stage2_to_4_trains_exports_and_logs_parameters(tmp_path, enc, par):
-    from process.pipeline import run_pipeline
+def test_pipeline_stage1_to_4_trains_exports_and_logs_parameters(tmp_path, enc, par):
+    """The authors' chain: stage 1's multilingual model (mul_mse) is stage 2's source and stage 3's teacher; stage 4
+    goes back to the English teacher."""
+    from process.pipeline import parse_pipeline, run_pipeline, stage_config
     from sentence_transformers import SentenceTransformer
+    from dataset.parallel import ParallelDataset
     common = dict(train={"epoch": 2, "save_steps": 0})
-    for name in ("bottle_distill", "rec_bottle_distill", "rec_bottle_mcl"):
+    for name in ("mul_mse", "bottle_distill", "rec_bottle_distill", "rec_bottle_mcl"):
         (tmp_path / f"{name}.config").write_text(ml_text(enc, par, name, tmp_path / "cache", **common))
     (tmp_path / "pipe.config").write_text(
-        "[pipeline]\nstages = s2, s3, s4\n[stage.s2]\nconfig = bottle_distill.config\n"
-        "[stage.s3]\nconfig = rec_bottle_distill.config\ninit_from = s2\n"
+        "[pipeline]\nstages = s1, s2, s3, s4\n[stage.s1]\nconfig = mul_mse.config\n"
+        "[stage.s2]\nconfig = bottle_distill.config\ninit_from = s1\n"
+        "[stage.s3]\nconfig = rec_bottle_distill.config\ninit_from = s2\nteacher_from = s1\n"
         "[stage.s4]\nconfig = rec_bottle_mcl.config\ninit_from = s3\ndo_test = true\n")
     summaries = run_pipeline(str(tmp_path / "pipe.config"), DistInfo(), str(tmp_path / "runs"))
+    # stage 3's teacher table holds stage 1's student's embeddings of every training sentence (both sides), not
+    # the English teacher's: the cache file of that size matches SentenceTransformer(stage-1 export) row by row
+    s3_config = stage_config(tmp_path / "pipe.config", "s3", dict(parse_pipeline(tmp_path / "pipe.config"))["s3"],
+                             tmp_path / "runs", [])
+    texts = ParallelDataset(s3_config, "train").texts
+    tables = [torch.load(f, weights_only=True)["embeddings"] for f in (tmp_path / "cache").glob("*.pt")]
+    s3_table, = [t for t in tables if len(t) == len(texts)]
+    stage1 = SentenceTransformer(str(tmp_path / "runs" / "s1" / "student"), device="cpu")
+    english = SentenceTransformer(str(enc), device="cpu")
+    assert torch.allclose(s3_table, stage1.encode(texts, convert_to_tensor=True), atol=1e-5)
+    assert not torch.allclose(s3_table, english.encode(texts, convert_to_tensor=True), atol=1e-3)
     assert summaries["s2"]["params"] == summaries["s3"]["params"] == summaries["s4"]["params"]
     assert summaries["s4"]["params"] < summaries["s4"]["teacher_params"]
     # efficiency report: stage 2 runs no shared layer; stage 4 encodes both sides and reads the teacher's table
@@ -475,7 +490,7 @@ def test_multilingual_table_reads_run_dirs(tmp_path):
     rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines()}
     assert rows["rec_bottle_mcl (stage 4, MCL)"] == ("| rec_bottle_mcl (stage 4, MCL) | 9,345,792 | 85.0 (90.0 / 80.0) | "
                                                      "70.0 (70.0 / 70.0) | 40.0 (50.0 / 30.0) | 65.0 | 81.2 |")
-    assert "missing" in rows["mul_mse (mse.config)"]
+    assert "missing" in rows["mul_mse (mse.config; stage 1 of the rows below)"]
 
 
 def test_vocab_coverage_counts_tokens_and_types(tmp_path):
@@ -506,5 +521,5 @@ def test_multilingual_table_valid_reads_the_selected_evaluation(tmp_path):
     out = subprocess.run([sys.executable, str(REPO / "tools" / "multilingual_table.py"), "--root", str(tmp_path / "minilm"),
                           "--valid"], capture_output=True, text=True, check=True).stdout
     rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines()}
-    assert rows["mul_mse (mse.config)"] == "| mul_mse (mse.config) | 200 | 60.0 (70.0 / 50.0) | 60.0 (60.0 / 60.0) | - | 60.0 | 2.15 |"
+    assert rows["mul_mse (mse.config; stage 1 of the rows below)"] == "| mul_mse (mse.config; stage 1 of the rows below) | 200 | 60.0 (70.0 / 50.0) | 60.0 (60.0 / 60.0) | - | 60.0 | 2.15 |"
     assert "missing" in rows["rec_bottle_mcl (stage 4, MCL)"]

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Issue 5's multilingual comparison (seed 000) on a 2-core CPU: two queues of one thread each, side by side.
-#   phase 1: teacher applied directly -> mul_mse        |  bottle_distill (stage 2) -> rec_bottle_distill (stage 3)
-#   phase 2: rec_bottle_mcl -> rec_bottle_bool          |  rec_bottle_mse -> rec_bottle_ce          (stage 4, from stage 3)
+# Issue 5's multilingual comparison (seed 000) on a 2-core CPU.
+#   phase 1, one after another on both cores: mul_mse (stage 1, the multilingual model) -> bottle_distill (stage 2,
+#            from it) -> rec_bottle_distill (stage 3, from stage 2, taught by stage 1)
+#   phase 2, two queues of one thread each, side by side (stage 4, from stage 3, taught by the English teacher):
+#            teacher applied directly -> rec_bottle_mcl -> rec_bottle_bool  |  rec_bottle_ce -> rec_bottle_mse
 # Every stage gets the same extra --set overrides (the budget); a stage whose train_summary.json exists (train.py
 # writes it last, after the test) is skipped, so the command resumes. The table: python tools/multilingual_table.py --root ROOT
 #   bash tools/multilingual_cpu.sh runs/multilingual/minilm --set data.max_examples=30000 --set train.epoch=1
 set -euo pipefail
 root=$1; shift
 mkdir -p "$(dirname "$root")"
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 config_of() {
     case $1 in
@@ -22,6 +23,7 @@ run_stage() {  # run_stage NAME [extra train.py args]
     local stage=$1; shift
     local dir=$root/$stage test=(--do_test)
     [[ $stage == bottle_distill ]] && test=()  # stage 2 has no sentence-level test; its export feeds stage 3
+    [[ $stage == rec_bottle_distill ]] && test+=(--set "distill.teacher=$root/mse")  # stage 3 is taught by stage 1
     if [[ -f $dir/train_summary.json ]]; then echo "$stage: done earlier"; return; fi
     python train.py --config "$(config_of "$stage")" --logdir "$dir" "${test[@]}" "$@"
 }
@@ -35,14 +37,12 @@ queue() {  # queue "STAGE[:PRETRAINED_STAGE] ..." EXTRA...
     done
 }
 
-queue "teacher_direct mse" "$@" > "$root.queue1.log" 2>&1 &
+export OMP_NUM_THREADS=2
+queue "mse bottle_distill:mse rec_bottle_distill:bottle_distill" "$@" > "$root.chain.log" 2>&1
+export OMP_NUM_THREADS=1
+queue "teacher_direct rec_bottle_mcl:rec_bottle_distill rec_bottle_bool:rec_bottle_distill" "$@" > "$root.queue1.log" 2>&1 &
 q1=$!
-queue "bottle_distill rec_bottle_distill:bottle_distill" "$@" > "$root.queue2.log" 2>&1 &
-q2=$!
-wait $q1 && wait $q2
-queue "rec_bottle_mcl:rec_bottle_distill rec_bottle_bool:rec_bottle_distill" "$@" >> "$root.queue1.log" 2>&1 &
-q1=$!
-queue "rec_bottle_mse:rec_bottle_distill rec_bottle_ce:rec_bottle_distill" "$@" >> "$root.queue2.log" 2>&1 &
+queue "rec_bottle_ce:rec_bottle_distill rec_bottle_mse:rec_bottle_distill" "$@" > "$root.queue2.log" 2>&1 &
 q2=$!
 wait $q1 && wait $q2
 echo "done: python tools/multilingual_table.py --root $root"

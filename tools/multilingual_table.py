@@ -15,10 +15,10 @@ VALID_LANGS = ("de", "fr", "cs")  # Multi30k val sets are named by their files' 
 # (row label, run directory under the root)
 ROWS = [
     ("teacher applied directly (all-MiniLM-L6-v2)", "teacher_direct"),
-    ("mul_mse (mse.config)", "mse"),
-    ("rec_distill (stage 3, no bottleneck)", "rec_distill"),
+    ("mul_mse (mse.config; stage 1 of the rows below)", "mse"),
+    ("rec_distill (stage 3, no bottleneck; taught by stage 1)", "rec_distill"),
     ("rec_mcl (stage 4, no bottleneck)", "rec_mcl"),
-    ("rec_bottle_distill (stage 3)", "rec_bottle_distill"),
+    ("rec_bottle_distill (stage 3; taught by stage 1)", "rec_bottle_distill"),
     ("rec_bottle_mcl (stage 4, MCL)", "rec_bottle_mcl"),
     ("rec_bottle_mse (MCL -> none)", "rec_bottle_mse"),
     ("rec_bottle_bool (MCL -> Bool)", "rec_bottle_bool"),
