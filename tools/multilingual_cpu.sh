@@ -23,22 +23,23 @@ run_stage() {  # run_stage NAME [extra train.py args]
     local stage=$1; shift
     local dir=$root/$stage test=(--do_test)
     [[ $stage == bottle_distill ]] && test=()  # stage 2 has no sentence-level test; its export feeds stage 3
-    [[ $stage == rec_bottle_distill ]] && test+=(--set "distill.teacher=$root/mse")  # stage 3 is taught by stage 1
     if [[ -f $dir/train_summary.json ]]; then echo "$stage: done earlier"; return; fi
     python train.py --config "$(config_of "$stage")" --logdir "$dir" "${test[@]}" "$@"
 }
 
-queue() {  # queue "STAGE[:PRETRAINED_STAGE] ..." EXTRA...
+queue() {  # queue "STAGE[:PRETRAINED_STAGE[:TEACHER_STAGE]] ..." EXTRA...  (earlier stages' exports under ROOT)
     local stages=$1; shift
     for item in $stages; do
-        local stage=${item%%:*} from=()
-        [[ $item == *:* ]] && from=(--set "model.pretrained=$root/${item#*:}")
-        run_stage "$stage" "$@" "${from[@]}"
+        local stage init teacher handoff=()
+        IFS=: read -r stage init teacher <<< "$item"
+        [[ -n $init ]] && handoff+=(--set "model.pretrained=$root/$init")
+        [[ -n $teacher ]] && handoff+=(--set "distill.teacher=$root/$teacher")
+        run_stage "$stage" "$@" "${handoff[@]}"
     done
 }
 
 export OMP_NUM_THREADS=2
-queue "mse bottle_distill:mse rec_bottle_distill:bottle_distill" "$@" > "$root.chain.log" 2>&1
+queue "mse bottle_distill:mse rec_bottle_distill:bottle_distill:mse" "$@" > "$root.chain.log" 2>&1
 export OMP_NUM_THREADS=1
 queue "teacher_direct rec_bottle_mcl:rec_bottle_distill rec_bottle_bool:rec_bottle_distill" "$@" > "$root.queue1.log" 2>&1 &
 q1=$!
