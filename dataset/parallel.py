@@ -6,6 +6,12 @@
 - `FILE.tsv` with a header holding `sentence1`, `sentence2` and `score` (GLUE STS-B or any cross-lingual STS
   file): a similarity set, scored by Spearman;
 - any other `FILE`: one `source<TAB>target` pair per line.
+`[data] monolingual_file` (training only) adds sentences that have no translation, for the stages whose every
+sentence regresses on the teacher's embedding of itself with no in-batch term (stage 3: rec_distill,
+rec_bottle_distill, taught by the multilingual stage-1 model): general-domain text keeps the compressed student's
+encoder general where the parallel captions alone would narrow it. Two consecutive sentences share a row, so a
+row still holds two sentences; the pairing carries no meaning for those losses, and the models that would read it
+as a translation refuse the key (model/multistage.py).
 Each set becomes a group (named by the target file's extension for SRC|TGT, e.g. `de`, `deu`, else
 `<folder>-<stem>`, e.g. `STS-B-dev`) that the multilingual evaluator scores on its own. Distinct sentences are
 numbered (`texts`, `src_id`, `tgt_id`) so the teacher embeds each one once (process/embedding_cache.py)."""
@@ -110,6 +116,33 @@ def take(per_set, limit):
     return [row for rows in picked for row in rows]
 
 
+MONOLINGUAL_GROUP = -1.0  # training rows only; no evaluator reads it
+
+
+def monolingual_rows(config, root):
+    """[(a, b, where, label)] from [data] monolingual_file (comma-separated, one sentence per line): consecutive
+    non-blank sentences two to a row, at most [data] monolingual_examples sentences in all (0 = every one)."""
+    text = config.get("data", "monolingual_file")
+    if not text:
+        return []
+    cap = config.get("data", "monolingual_examples") or 0
+    sentences = []
+    for item in (x.strip() for x in str(text).split(",")):
+        if not item:
+            continue
+        path = resolve(item, root)
+        found = [(t, f"{path}:{n}") for n, t in iter_lines(path) if t.strip()]
+        check_not_empty(found, str(path))
+        sentences += found
+    if cap > 0:
+        sentences = sentences[:cap]
+    if len(sentences) < 2:
+        raise ConfigError(f"{config.source('data', 'monolingual_file')}: [data] monolingual_file: needs at least "
+                          f"2 sentences, got {len(sentences)}")
+    label = (MONOLINGUAL_GROUP, math.nan)
+    return [(a, b, where, list(label)) for (a, where), (b, _) in zip(sentences[0::2], sentences[1::2])]
+
+
 class ParallelDataset(ExamplesDataset):
     """Examples {text_a: source, text_b: target, label: [group, score or nan], src_id, tgt_id}."""
 
@@ -135,7 +168,8 @@ class ParallelDataset(ExamplesDataset):
             group = names.index(set_name(kind, paths))
             per_set.append([(a, b, where, [float(group), scores[n] if scores is not None else math.nan])
                             for n, (a, b, where) in enumerate(pairs)])
-        for a, b, where, label in take(per_set, limit):
+        rows = take(per_set, limit) + (monolingual_rows(config, root) if mode == "train" else [])
+        for a, b, where, label in rows:
             self.examples.append({"guid": where, "text_a": a, "text_b": b, "label": label,
                                   "src_id": text_id(a), "tgt_id": text_id(b)})
         self.source_ids = sorted({ex["src_id"] for ex in self.examples})

@@ -93,6 +93,7 @@ class SentenceDistill(DistillModel):
     def __init__(self, config):
         super().__init__()
         self.config = config
+        self.check_monolingual(config)
         teacher = load_sentence_teacher(config)
         self.set_teacher(teacher)
         source = load_encoder(resolve_model_path(config.get("model", "pretrained")), "[model] pretrained")
@@ -110,6 +111,17 @@ class SentenceDistill(DistillModel):
         self.cl_weight = config.get("multilingual", "cl_weight")
         get_logger().info("%s student: %s, %d parameters", config.get("model", "model_name"), describe(self.student),
                           count_params(self.student))
+
+    def check_monolingual(self, config):
+        """Untranslated sentences ([data] monolingual_file) are only meaningful where each sentence is its own target
+        and no term compares the two sentences of a row: MSE to the English side or an in-batch term would read two
+        unrelated sentences as translations."""
+        if not config.get("data", "monolingual_file"):
+            return
+        if self.target != "same" or self.contrast is not None or not self.uses_table:
+            raise ConfigError(f"{config.source('data', 'monolingual_file')}: [data] monolingual_file: "
+                              f"{config.get('model', 'model_name')} reads each row as a translation pair; untranslated "
+                              "sentences are for rec_distill / rec_bottle_distill (each sentence on its own teacher target)")
 
     def make_student(self, source, config):
         if self.recurrent or self.bottleneck:

@@ -251,6 +251,38 @@ def test_stage3_targets_are_each_sentence_own_teacher_embedding(tmp_path, enc, p
     assert not torch.allclose(t_src, t_tgt)
 
 
+
+def test_monolingual_sentences_join_stage3_two_per_row_each_on_its_own_target(tmp_path, enc, par):
+    from dataset.parallel import ParallelDataset
+    from process.init_process import init_all
+    (tmp_path / "mono.txt").write_text("a man runs\n\nthe dog sits\na big dog\nthe woman sits\na red ball\n")
+    text = ml_text(enc, par, "rec_bottle_distill", tmp_path / "cache",
+                   data={"monolingual_file": str(tmp_path / "mono.txt"), "monolingual_examples": 4})
+    config = load_config_text(tmp_path, text)
+    train = ParallelDataset(config, "train")
+    mono = [(ex["text_a"], ex["text_b"]) for ex in train.examples[48:]]
+    assert len(train) == 50 and mono == [("a man runs", "the dog sits"), ("a big dog", "the woman sits")]
+    assert len(ParallelDataset(config, "valid")) == 8  # training only
+    run = init_all(config, DistInfo(), "train")
+    run.model.prepare_teacher(run)
+    table, texts = run.model._frozen["teacher_table"], run.datasets["train"].texts
+    row = train.examples[49]
+    expected = run.model.embed_texts([texts[row["src_id"]], texts[row["tgt_id"]]])
+    assert torch.allclose(table[row["src_id"]], expected[0], atol=1e-6)
+    assert torch.allclose(table[row["tgt_id"]], expected[1], atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["mul_mse", "rec_bottle_mcl", "rec_bottle_mse", "bottle_distill"])
+def test_monolingual_sentences_are_refused_where_a_row_must_be_a_translation(tmp_path, enc, par, name):
+    from process.init_process import init_all
+    (tmp_path / "mono.txt").write_text("a man runs\nthe dog sits\n")
+    config = load_config_text(tmp_path, ml_text(enc, par, name, tmp_path / "cache",
+                                                data={"monolingual_file": str(tmp_path / "mono.txt")}))
+    with pytest.raises(ConfigError, match=rf"x.config:\d+: \[data\] monolingual_file: {name} reads each row as a "
+                                          "translation pair") as err:
+        init_all(config, DistInfo(), "train")
+    assert "\n" not in str(err.value)
+
 # ---------------------------------------------------------------- teacher-embedding cache
 class Counter:
     def __init__(self):
@@ -491,6 +523,13 @@ def test_multilingual_table_reads_run_dirs(tmp_path):
     assert rows["rec_bottle_mcl (stage 4, MCL)"] == ("| rec_bottle_mcl (stage 4, MCL) | 9,345,792 | 85.0 (90.0 / 80.0) | "
                                                      "70.0 (70.0 / 70.0) | 40.0 (50.0 / 30.0) | 65.0 | 81.2 |")
     assert "missing" in rows["mul_mse (mse.config; stage 1 of the rows below)"]
+    extra = subprocess.run([sys.executable, str(REPO / "tools" / "multilingual_table.py"), "--root", str(root), "--extra",
+                            f"MCL, 3 epochs (x=1)={root / 'rec_bottle_mcl'}"], capture_output=True, text=True, check=True)
+    last = extra.stdout.strip().splitlines()[-1]
+    assert last == rows["rec_bottle_mcl (stage 4, MCL)"].replace("rec_bottle_mcl (stage 4, MCL)", "MCL, 3 epochs (x=1)")
+    bad = subprocess.run([sys.executable, str(REPO / "tools" / "multilingual_table.py"), "--extra", "no-equals-sign"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "--extra 'no-equals-sign': expected LABEL=RUN_DIR" in bad.stderr
 
 
 def test_vocab_coverage_counts_tokens_and_types(tmp_path):
@@ -523,3 +562,29 @@ def test_multilingual_table_valid_reads_the_selected_evaluation(tmp_path):
     rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines()}
     assert rows["mul_mse (mse.config; stage 1 of the rows below)"] == "| mul_mse (mse.config; stage 1 of the rows below) | 200 | 60.0 (70.0 / 50.0) | 60.0 (60.0 / 60.0) | - | 60.0 | 2.15 |"
     assert "missing" in rows["rec_bottle_mcl (stage 4, MCL)"]
+
+
+def test_cpu_script_chains_the_stages_and_gives_stage4_its_epochs(tmp_path):
+    """tools/multilingual_cpu.sh with a stand-in `python` that records each train.py call and marks it done."""
+    import os
+    import subprocess
+    fake = tmp_path / "bin" / "python"
+    fake.parent.mkdir()
+    fake.write_text('#!/usr/bin/env bash\necho "$@" >> "$CALLS"\nwhile [[ $# -gt 0 ]]; do [[ $1 == --logdir ]] && '
+                    'mkdir -p "$2" && touch "$2/train_summary.json"; shift; done\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}", "CALLS": str(tmp_path / "calls"),
+           "STAGE4_EPOCHS": "3"}
+    root = tmp_path / "r"
+    subprocess.run(["bash", str(REPO / "tools" / "multilingual_cpu.sh"), str(root), "--set", "train.epoch=1"],
+                   cwd=REPO, env=env, check=True, capture_output=True)
+    calls = {line.split("--logdir ")[1].split()[0].rsplit("/", 1)[-1]: line
+             for line in (tmp_path / "calls").read_text().splitlines()}
+    assert sorted(calls) == sorted(["mse", "bottle_distill", "rec_bottle_distill", "teacher_direct", "rec_bottle_mcl",
+                                    "rec_bottle_bool", "rec_bottle_ce", "rec_bottle_mse"])
+    assert f"distill.teacher={root}/mse" in calls["rec_bottle_distill"]
+    assert f"model.pretrained={root}/rec_bottle_distill" in calls["rec_bottle_ce"]
+    for stage in ("mse", "bottle_distill", "rec_bottle_distill"):
+        assert calls[stage].count("train.epoch=") == 1
+    for stage in ("rec_bottle_mcl", "rec_bottle_bool", "rec_bottle_ce", "rec_bottle_mse"):
+        assert "--set train.epoch=1 --set train.epoch=3 " in calls[stage]  # the later --set wins

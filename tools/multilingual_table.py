@@ -5,6 +5,7 @@ two directions in brackets), their mean, and STS-B Spearman, read from <root>/<s
 unlike Tatoeba), from the evaluation in <root>/<stage>/metrics.jsonl that picked the tested checkpoint.
 
   python tools/multilingual_table.py [--root runs/multilingual/minilm] [--ablation runs/multilingual/ablation] [--valid]
+      [--extra "LABEL=RUN_DIR" ...]   (rows for runs outside the pipeline's layout, e.g. another budget)
 """
 import argparse
 import json
@@ -16,9 +17,9 @@ VALID_LANGS = ("de", "fr", "cs")  # Multi30k val sets are named by their files' 
 ROWS = [
     ("teacher applied directly (all-MiniLM-L6-v2)", "teacher_direct"),
     ("mul_mse (mse.config; stage 1 of the rows below)", "mse"),
-    ("rec_distill (stage 3, no bottleneck; taught by stage 1)", "rec_distill"),
+    ("rec_distill (stage 3, no bottleneck; taught by stage 1 on captions + Wikipedia)", "rec_distill"),
     ("rec_mcl (stage 4, no bottleneck)", "rec_mcl"),
-    ("rec_bottle_distill (stage 3; taught by stage 1)", "rec_bottle_distill"),
+    ("rec_bottle_distill (stage 3; taught by stage 1 on captions + Wikipedia)", "rec_bottle_distill"),
     ("rec_bottle_mcl (stage 4, MCL)", "rec_bottle_mcl"),
     ("rec_bottle_mse (MCL -> none)", "rec_bottle_mse"),
     ("rec_bottle_bool (MCL -> Bool)", "rec_bottle_bool"),
@@ -92,10 +93,17 @@ def main():
     parser.add_argument("--root", default="runs/multilingual/minilm")
     parser.add_argument("--ablation", default=None, help="run directory of ablation_pipeline.config (optional)")
     parser.add_argument("--valid", action="store_true", help="validation-split accuracies (metrics.jsonl) instead of test")
+    parser.add_argument("--extra", nargs="*", default=[], metavar="LABEL=RUN_DIR",
+                        help="more rows after the pipeline's, each a label and a run directory")
     args = parser.parse_args()
     runs = [(label, Path(args.root) / name) for label, name in ROWS]
     if args.ablation:
         runs += [(label, Path(args.ablation) / name) for label, name in ABLATIONS]
+    for item in args.extra:
+        label, sep, path = item.rpartition("=")
+        if not sep or not label or not path:
+            parser.error(f"--extra {item!r}: expected LABEL=RUN_DIR")
+        runs.append((label, Path(path)))
     print(valid_table(runs) if args.valid else table(runs))
 
 
