@@ -18,7 +18,7 @@ numbered (`texts`, `src_id`, `tgt_id`) so the teacher embeds each one once (proc
 import math
 from pathlib import Path
 
-from dataset.text_lines import ExamplesDataset, check_not_empty, iter_lines, train_limit
+from dataset.text_lines import ExamplesDataset, check_not_empty, iter_lines, read_text_lines, train_limit
 from utils.errors import ConfigError, DataError
 from utils.paths import data_root, resolve
 
@@ -121,26 +121,21 @@ MONOLINGUAL_GROUP = -1.0  # training rows only; no evaluator reads it
 
 def monolingual_rows(config, root):
     """[(a, b, where, label)] from [data] monolingual_file (comma-separated, one sentence per line): consecutive
-    non-blank sentences two to a row, at most [data] monolingual_examples sentences in all (0 = every one)."""
+    non-blank sentences two to a row, at most [data] monolingual_examples sentences in all (0 = every one); reading
+    stops once the cap is reached."""
     text = config.get("data", "monolingual_file")
     if not text:
         return []
     cap = config.get("data", "monolingual_examples") or 0
     sentences = []
     for item in (x.strip() for x in str(text).split(",")):
-        if not item:
-            continue
-        path = resolve(item, root)
-        found = [(t, f"{path}:{n}") for n, t in iter_lines(path) if t.strip()]
-        check_not_empty(found, str(path))
-        sentences += found
-    if cap > 0:
-        sentences = sentences[:cap]
+        if item and not (cap and len(sentences) >= cap):
+            sentences += read_text_lines(resolve(item, root), cap - len(sentences) if cap else 0)
     if len(sentences) < 2:
         raise ConfigError(f"{config.source('data', 'monolingual_file')}: [data] monolingual_file: needs at least "
                           f"2 sentences, got {len(sentences)}")
-    label = (MONOLINGUAL_GROUP, math.nan)
-    return [(a, b, where, list(label)) for (a, where), (b, _) in zip(sentences[0::2], sentences[1::2])]
+    return [(a["text_a"], b["text_a"], a["guid"], [MONOLINGUAL_GROUP, math.nan])
+            for a, b in zip(sentences[0::2], sentences[1::2])]
 
 
 class ParallelDataset(ExamplesDataset):
