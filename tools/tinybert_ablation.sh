@@ -1,0 +1,56 @@
+#!/bin/bash
+# Where does TinyBERT's task distillation lose to its no-teacher twin? One MRPC run per variant and seed, all in
+# bf16 with an evaluation every 50 steps (the best one is tested), one thread per job.
+#   bash tools/tinybert_ablation.sh SEED VARIANT [VARIANT ...]
+# Needs the teacher (runs/full_cpu/teachers/MRPC), the general-distilled student (runs/full_cpu/general/tinybert)
+# and, for the *_tr variants, the unlabeled transfer set (runs/transfer/MRPC.tsv); docs/RESULTS.md has the commands.
+# Variants (MRPC has 115 steps of 32 pairs per epoch):
+#   twin          labels only, general-distilled init, 690 steps (6 epochs)       twin1380: the same, 1,380 steps
+#   pred_only     prediction stage alone (soft CE to the teacher, T = 1) from the general init, 690 steps
+#   pred_only_tr  the same on the training pairs + the 47,189 unlabeled pairs, 1,380 steps
+#   default       intermediate stage (3 epochs) then prediction stage (3 epochs): tinybert.config at this budget
+#   att0, att01   the same with [tinybert] attention_weight = 0 / 0.1
+#   tr_att1, tr_att0  intermediate stage on training + unlabeled pairs (690 steps), then prediction (3 epochs)
+#   tr_both       intermediate on training + unlabeled pairs (690 steps), prediction on them too (690 steps)
+set -euo pipefail
+seed=$1; shift
+T=${TEACHER:-runs/full_cpu/teachers/MRPC}; G=${GENERAL:-runs/full_cpu/general/tinybert}
+X=${TRANSFER:-runs/transfer/MRPC.tsv}; R=${ROOT:-runs/abl/MRPC}; C=config/glue/MRPC
+COMMON=(--seed "$seed" --set output.tensorboard=false --set eval.latency_batches=0 --set train.precision=bf16
+        --set data.use_aug=false --set train.eval_steps=50)
+TRANSFER_ROWS=(--set "data.transfer_file=$X")
+
+run() { echo "+ python train.py $*"; python train.py "$@"; }
+intermediate() {  # DIR, extra --set pairs
+    local dir=$1; shift
+    run --config $C/tinybert_intermediate.config --logdir "$dir/intermediate" "${COMMON[@]}" --set train.epoch=3 \
+        --set "distill.teacher=$T" --set "model.pretrained=$G" "$@"
+}
+prediction() {  # DIR, extra --set pairs
+    local dir=$1; shift
+    run --config $C/tinybert_prediction.config --logdir "$dir/prediction" "${COMMON[@]}" --do_test --set train.epoch=3 \
+        --set "distill.teacher=$T" --set "model.pretrained=$dir/intermediate/student" "$@"
+}
+
+for variant in "$@"; do
+    D=$R/s$seed/$variant
+    case $variant in
+        twin) run --config $C/tinybert_baseline.config --logdir "$D" "${COMMON[@]}" --do_test --set train.epoch=6 \
+                  --set "model.pretrained=$G" ;;
+        twin1380) run --config $C/tinybert_baseline.config --logdir "$D" "${COMMON[@]}" --do_test --set train.epoch=6 \
+                      --set "model.pretrained=$G" --set train.max_steps=1380 ;;
+        pred_only) run --config $C/tinybert_prediction.config --logdir "$D" "${COMMON[@]}" --do_test --set train.epoch=6 \
+                       --set "distill.teacher=$T" --set "model.pretrained=$G" ;;
+        pred_only_tr) run --config $C/tinybert_prediction.config --logdir "$D" "${COMMON[@]}" --do_test --set train.epoch=6 \
+                          --set "distill.teacher=$T" --set "model.pretrained=$G" "${TRANSFER_ROWS[@]}" --set train.max_steps=1380 ;;
+        default) intermediate "$D"; prediction "$D" ;;
+        att0) intermediate "$D" --set tinybert.attention_weight=0; prediction "$D" ;;
+        att01) intermediate "$D" --set tinybert.attention_weight=0.1; prediction "$D" ;;
+        tr_att1) intermediate "$D" "${TRANSFER_ROWS[@]}" --set train.max_steps=690; prediction "$D" ;;
+        tr_att0) intermediate "$D" "${TRANSFER_ROWS[@]}" --set train.max_steps=690 --set tinybert.attention_weight=0
+                 prediction "$D" ;;
+        tr_both) intermediate "$D" "${TRANSFER_ROWS[@]}" --set train.max_steps=690
+                 prediction "$D" "${TRANSFER_ROWS[@]}" --set train.max_steps=690 ;;
+        *) echo "tinybert_ablation.sh: unknown variant '$variant'" >&2; exit 2 ;;
+    esac
+done
