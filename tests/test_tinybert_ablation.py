@@ -9,14 +9,15 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "tools" / "tinybert_ablation.sh"
 
 
-def run_script(tmp_path, *variants):
+def run_script(tmp_path, *variants, **extra_env):
     """Run the script with a stand-in `python` that records each call; returns {logdir: argv line}, result."""
     fake = tmp_path / "bin" / "python"
     fake.parent.mkdir(exist_ok=True)
     fake.write_text('#!/usr/bin/env bash\necho "$@" >> "$CALLS"\n')
     fake.chmod(0o755)
-    env = {**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}", "CALLS": str(tmp_path / "calls"),
-           "ROOT": "R", "TEACHER": "T", "GENERAL": "G", "TRANSFER": "X.tsv"}
+    env = {key: value for key, value in os.environ.items() if key != "GPU"}
+    env.update(PATH=f"{fake.parent}:{os.environ['PATH']}", CALLS=str(tmp_path / "calls"), ROOT="R", TEACHER="T",
+               GENERAL="G", TRANSFER="X.tsv", **extra_env)
     result = subprocess.run(["bash", str(SCRIPT), "7", *variants], cwd=REPO, env=env, capture_output=True, text=True)
     calls_file = tmp_path / "calls"
     lines = calls_file.read_text().splitlines() if calls_file.exists() else []
@@ -58,3 +59,11 @@ def test_unknown_variant_stops_with_its_name(tmp_path):
     assert result.returncode == 2
     assert "unknown variant 'bogus'" in result.stderr
     assert list(calls) == ["R/s7/twin"]  # nothing after the bad name runs
+
+
+def test_gpu_reaches_every_stage_only_when_asked(tmp_path):
+    calls, _ = run_script(tmp_path, "default")
+    assert not any("--gpu" in line for line in calls.values())
+    (tmp_path / "gpu").mkdir()
+    calls, _ = run_script(tmp_path / "gpu", "default", GPU="0")
+    assert [line.count("--gpu 0") for line in calls.values()] == [1, 1]
