@@ -27,6 +27,16 @@ intermediate() {  # DIR, extra --set pairs
     run --config $C/tinybert_intermediate.config --logdir "$dir/intermediate" "${COMMON[@]}" --set train.epoch=3 \
         --set "distill.teacher=$T" --set "model.pretrained=$G" "$@"
 }
+twin() {  # DIR, extra --set pairs: labels only from the general-distilled student
+    local dir=$1; shift
+    run --config $C/tinybert_baseline.config --logdir "$dir" "${COMMON[@]}" --do_test --set train.epoch=6 \
+        --set "model.pretrained=$G" "$@"
+}
+prediction_alone() {  # DIR, extra --set pairs: the prediction stage from the general-distilled student
+    local dir=$1; shift
+    run --config $C/tinybert_prediction.config --logdir "$dir" "${COMMON[@]}" --do_test --set train.epoch=6 \
+        --set "distill.teacher=$T" --set "model.pretrained=$G" "$@"
+}
 prediction() {  # DIR, extra --set pairs
     local dir=$1; shift
     run --config $C/tinybert_prediction.config --logdir "$dir/prediction" "${COMMON[@]}" --do_test --set train.epoch=3 \
@@ -36,14 +46,10 @@ prediction() {  # DIR, extra --set pairs
 for variant in "$@"; do
     D=$R/s$seed/$variant
     case $variant in
-        twin) run --config $C/tinybert_baseline.config --logdir "$D" "${COMMON[@]}" --do_test --set train.epoch=6 \
-                  --set "model.pretrained=$G" ;;
-        twin1380) run --config $C/tinybert_baseline.config --logdir "$D" "${COMMON[@]}" --do_test --set train.epoch=6 \
-                      --set "model.pretrained=$G" --set train.max_steps=1380 ;;
-        pred_only) run --config $C/tinybert_prediction.config --logdir "$D" "${COMMON[@]}" --do_test --set train.epoch=6 \
-                       --set "distill.teacher=$T" --set "model.pretrained=$G" ;;
-        pred_only_tr) run --config $C/tinybert_prediction.config --logdir "$D" "${COMMON[@]}" --do_test --set train.epoch=6 \
-                          --set "distill.teacher=$T" --set "model.pretrained=$G" "${TRANSFER_ROWS[@]}" --set train.max_steps=1380 ;;
+        twin) twin "$D" ;;
+        twin1380) twin "$D" --set train.max_steps=1380 ;;
+        pred_only) prediction_alone "$D" ;;
+        pred_only_tr) prediction_alone "$D" "${TRANSFER_ROWS[@]}" --set train.max_steps=1380 ;;
         default) intermediate "$D"; prediction "$D" ;;
         att0) intermediate "$D" --set tinybert.attention_weight=0; prediction "$D" ;;
         att01) intermediate "$D" --set tinybert.attention_weight=0.1; prediction "$D" ;;
