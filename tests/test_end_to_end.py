@@ -147,3 +147,21 @@ def test_without_a_validation_split_the_final_student_is_exported(tmp_path, tiny
     best = torch.load(logdir / "checkpoints" / "best.pt", weights_only=True)
     assert best["state"]["global_step"] == 6 and summary["best_metric"] is None
     assert (logdir / "student" / "config.json").is_file() and (logdir / "results.json").is_file()
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_on_a_cpu_without_native_bf16_warns(tmp_path, tiny_model, tiny_data, monkeypatch, caplog, native):
+    """Emulated bf16 ran a MiniLM step 11x slower than fp32 on an AVX2-only CPU: the user is told, once, at init."""
+    import process.init_process as init_process
+    from utils.logging import get_logger
+    monkeypatch.setattr(init_process, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(get_logger(), "propagate", True)
+    path = tmp_path / "bf16.config"
+    path.write_text(tiny_config_text(tiny_model, tiny_data, train={"epoch": 1, "precision": "bf16"}))
+    init_all(load_config(path), DistInfo(), "train")
+    # a set: after another test's train_run pytest can hold the same record twice
+    warned = sorted({r.getMessage() for r in caplog.records if "without native bf16" in r.getMessage()})
+    line = path.read_text().splitlines().index("precision = bf16") + 1
+    assert warned == ([] if native else [f"{path}:{line}: [train] precision = bf16 on a CPU without native bf16 (no "
+                                         "avx512_bf16/AMX): autocast emulates it, about 10x slower than fp32 "
+                                         "(docs/PERFORMANCE.md); use fp32 here"])

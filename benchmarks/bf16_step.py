@@ -1,0 +1,45 @@
+"""Is bf16 autocast worth it on this CPU? Times one forward+backward of all-MiniLM-L6-v2 on a 64 x 20-token batch
+in fp32 and under bf16 autocast, alternating, so a user can check before setting `[train] precision = bf16`.
+With avx512_bf16/AMX oneDNN runs bf16 natively and it pays; without (AVX2 only) autocast emulates it.
+
+    python benchmarks/bf16_step.py --threads 1 --repeats 2
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def step_seconds(model, ids, bf16):
+    start = time.perf_counter()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        loss = model(input_ids=ids).last_hidden_state.float().pow(2).mean()
+    loss.backward()
+    return time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    from model.hf_loader import resolve_model_path
+    from transformers import AutoModel
+    model = AutoModel.from_pretrained(resolve_model_path("sentence-transformers/all-MiniLM-L6-v2"))
+    ids = torch.randint(1000, 20000, (64, 20), generator=torch.Generator().manual_seed(0))
+    from process.init_process import cpu_has_native_bf16
+    print(f"cpu capability {torch.backends.cpu.get_cpu_capability()}, native bf16: {cpu_has_native_bf16()}")
+    for _ in range(args.repeats):
+        fp32, bf16 = step_seconds(model, ids, False), step_seconds(model, ids, True)
+        print(f"fp32 {fp32:.2f} s  bf16 {bf16:.2f} s  bf16/fp32 {bf16 / fp32:.1f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()
