@@ -14,6 +14,7 @@ from tqdm import tqdm
 from process.checkpoint import atomic_save, prune, rng_state, set_rng_state
 from process.distributed import all_gather_objects, barrier, mean_across
 from process.guards import NonFiniteLoss, Preempted, SignalFlag, agree
+from process.progress import ProgressLine
 from process.eval_process import autocast, evaluate, to_device
 from process.run_dir import MetricsLog, export_student
 from utils.logging import get_logger
@@ -169,6 +170,7 @@ def train(run, logdir):
     run.model.train()
     bar = tqdm(total=run.total_steps, initial=state["global_step"], disable=not info.is_main or not sys.stderr.isatty(),
                desc="train", dynamic_ncols=True)
+    progress = ProgressLine(run.total_steps, state["global_step"]) if bar.disable and info.is_main else None
     with SignalFlag() as stop:
         while not done and state["epoch"] < epochs:
             sampler.set_epoch(state["epoch"])
@@ -221,6 +223,8 @@ def train(run, logdir):
                     if info.is_main:
                         log.write(record, "train")
                         bar.set_postfix(loss=record.get("loss"))
+                        if progress is not None:
+                            logger.info(progress.text(step, state["epoch"], record))
                 evaluated = bool(eval_steps) and step % eval_steps == 0
                 if evaluated:
                     with perf.paused():
