@@ -74,3 +74,20 @@ def test_unlabeled_transfer_rows_and_skip_missing(tmp_path):
         "| kd + unlabeled transfer set (kd.config) | 100 | 79.50 +- 0.71 | 88.3% | - | 79.00 +- 1.41 | "
         "first 2 pretrained layers, labels only, labeled rows for the same steps | +0.50 | 1/2 |")
     assert len(out.splitlines()) == 4  # header, rule, teacher, kd: no "missing" rows
+
+
+def test_a_twin_run_with_other_layers_is_described_with_its_own_count(tmp_path):
+    root = tmp_path / "full"  # Theseus at compress_ratio 2: 3-layer successor, twin run with --set student.num_layers=3
+    write_run(root / "teachers" / "T", {"accuracy": 0.90}, 1000)
+    write_run(root / "s1" / "T" / "theseus" / "phase2", {"accuracy": 0.80}, 300)
+    write_run(root / "s1" / "T" / "theseus_baseline", {"accuracy": 0.79}, 300)
+    (root / "s1" / "T" / "theseus_baseline" / "config.ini").write_text(
+        "[student]\n# from --set student.num_layers\nnum_layers = 3\n")
+    write_run(root / "s1" / "T" / "kd", {"accuracy": 0.80}, 100)
+    write_run(root / "s1" / "T" / "baseline", {"accuracy": 0.78}, 100)
+    (root / "s1" / "T" / "baseline" / "config.ini").write_text("[student]\nnum_layers = 2\n")
+    out = subprocess.run([sys.executable, str(REPO / "tools" / "method_table.py"), "T", "--root", str(root),
+                          "--skip_missing"], capture_output=True, text=True, check=True).stdout
+    rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines()}
+    assert "| teacher's first 3 layers, labels only | +1.00 | 1/1 |" in rows["theseus (theseus_pipeline.config)"]
+    assert "| first 2 pretrained layers, labels only | +2.00 | 1/1 |" in rows["kd (kd.config)"]

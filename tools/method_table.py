@@ -9,9 +9,11 @@ gives mean +- sample std over the seeds, and in how many seeds the method beat i
 on the Tang transfer set, `compare_full.py --transfer_set`, and with an unlabeled one, `--unlabeled`):
   python tools/method_table.py SST-2 --root runs/full --latency_root runs/cmp/latency
 """
-import statistics
 import argparse
+import configparser
 import json
+import re
+import statistics
 from pathlib import Path
 
 # (method, config, distilled run, twin run, what the twin is)
@@ -59,6 +61,18 @@ def main_metric(results):
     raise KeyError(f"no main metric in {sorted(metrics)}")
 
 
+def twin_layers_said(what, twin_dir):
+    """The twin's description with the layer count its run used: `--set student.num_layers=3` (a 3-layer
+    twin for a 3-layer student) must not print under the config's "first 2 layers"."""
+    ini = twin_dir / "config.ini"
+    if not ini.is_file():
+        return what
+    saved = configparser.ConfigParser(interpolation=None)
+    saved.read(ini)
+    layers = saved.get("student", "num_layers", fallback="0").strip()
+    return re.sub(r"first \d+ ", f"first {layers} ", what) if layers.isdigit() and int(layers) > 0 else what
+
+
 def describe(metrics):
     return " / ".join(f"{100 * metrics[k]:.2f}" for k in ("accuracy", "f1") if k in metrics)
 
@@ -84,6 +98,7 @@ def seeded_table(args, teacher, key, t_value, cols, latencies):
                 continue
             pairs.append((100 * main_metric(mine)[1], 100 * main_metric(theirs)[1]))
             params, latency = mine["params"], mine.get("latency_ms") or "-"
+            twin_said = twin_layers_said(twin_what, result_dir(seed_dir.parent, args.task, twin))
         if not pairs:
             if not args.skip_missing:
                 print(f"| {method} ({config}) | missing | | | | | | | |")
@@ -93,7 +108,7 @@ def seeded_table(args, teacher, key, t_value, cols, latencies):
         wins = sum(a > b for a, b in pairs)
         print(f"| {method} ({config}) | {params:,} | {statistics.mean(m):.2f} +- {sd(m):.2f} | "
               f"{statistics.mean(m) / (100 * t_value):.1%} | {latency} | {statistics.mean(t):.2f} +- {sd(t):.2f} | "
-              f"{twin_what} | {statistics.mean(m) - statistics.mean(t):+.2f} | {wins}/{len(pairs)} |")
+              f"{twin_said} | {statistics.mean(m) - statistics.mean(t):+.2f} | {wins}/{len(pairs)} |")
 
 
 def main():
