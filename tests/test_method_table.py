@@ -91,3 +91,19 @@ def test_a_twin_run_with_other_layers_is_described_with_its_own_count(tmp_path):
     rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines()}
     assert "| teacher's first 3 layers, labels only | +1.00 | 1/1 |" in rows["theseus (theseus_pipeline.config)"]
     assert "| first 2 pretrained layers, labels only | +2.00 | 1/1 |" in rows["kd (kd.config)"]
+
+
+def test_per_seed_prints_each_runs_best_and_last_evaluation(tmp_path):
+    root = tmp_path / "full"
+    write_run(root / "teachers" / "T", {"acc_and_f1": 0.80}, 1000)
+    lines = [{"step": 100, "split": "valid", "acc_and_f1": 0.70}, {"step": 150, "split": "train", "loss": 0.5},
+             {"step": 200, "split": "valid", "acc_and_f1": 0.75}, {"step": 300, "split": "valid", "acc_and_f1": 0.75},
+             {"step": 345, "split": "valid", "acc_and_f1": 0.72}]
+    for seed in (1, 2):
+        (root / f"s{seed}" / "T" / "twin").mkdir(parents=True)
+    (root / "s1" / "T" / "twin" / "metrics.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    (root / "s2" / "T" / "twin" / "metrics.jsonl").write_text(json.dumps(lines[0]) + "\n")
+    out = subprocess.run([sys.executable, str(REPO / "tools" / "method_table.py"), "T", "--root", str(root),
+                          "--per_seed", "twin", "phase1"], capture_output=True, text=True, check=True).stdout
+    # best 75.00 first reached at step 200 (the tie at 300 does not replace it); last evaluation 72.00 at 345
+    assert out.splitlines()[2:] == ["| 1 | 75.00 (200), 72.00 (345) | - |", "| 2 | 70.00 (100), 70.00 (100) | - |"]

@@ -8,6 +8,9 @@ A root with seed folders (tools/compare_full.py: <root>/s<SEED>/<TASK>/<run>, te
 gives mean +- sample std over the seeds, and in how many seeds the method beat its twin (plus rows for runs made
 on the Tang transfer set, `compare_full.py --transfer_set`, and with an unlabeled one, `--unlabeled`):
   python tools/method_table.py SST-2 --root runs/full --latency_root runs/cmp/latency
+--per_seed RUN ... prints, for each seed, each run's best validation score (its step) and its last one, from the
+run's metrics.jsonl (a Theseus phase 1 is its own run, e.g. theseus_phase1):
+  python tools/method_table.py MRPC --root runs/full_cpu --per_seed theseus_phase1 theseus theseus_baseline
 """
 import argparse
 import configparser
@@ -77,6 +80,29 @@ def describe(metrics):
     return " / ".join(f"{100 * metrics[k]:.2f}" for k in ("accuracy", "f1") if k in metrics)
 
 
+def evaluations(run_dir, key):
+    """[(step, 100 * score)] of the run's validation lines in metrics.jsonl, in training order."""
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return [(line["step"], 100 * line[key]) for line in lines if line.get("split") == "valid" and key in line]
+
+
+def per_seed_table(args, key):
+    """One row per seed: each run's best evaluation (its step; the earliest on ties, as the run keeps it) and last."""
+    print(f"| seed | " + " | ".join(f"{run}: best {key} (step), last (step)" for run in args.per_seed) + " |")
+    print("|---" * (len(args.per_seed) + 1) + "|")
+    for seed_dir in sorted(Path(args.root).glob("s*/" + args.task)):
+        cells = []
+        for run in args.per_seed:
+            path = seed_dir / run
+            found = evaluations(path, key) if (path / "metrics.jsonl").is_file() else []
+            if not found:
+                cells.append("-")
+                continue
+            step, best = max(found, key=lambda e: (e[1], -e[0]))
+            cells.append(f"{best:.2f} ({step}), {found[-1][1]:.2f} ({found[-1][0]})")
+        print(f"| {seed_dir.parent.name[1:]} | " + " | ".join(cells) + " |")
+
+
 def seeded_table(args, teacher, key, t_value, cols, latencies):
     """One row per method: mean +- std over the seeds that have both the method and its twin."""
     seeds = sorted(Path(args.root).glob("s*/" + args.task))
@@ -120,6 +146,7 @@ def main():
     parser.add_argument("--suffix", default="", help="read <run><suffix> and <twin><suffix>, e.g. _lr3e-4 "
                         "(tools/compare_methods.sh mrpc_lr3e4); one-seed roots only")
     parser.add_argument("--skip_missing", action="store_true", help="seed roots: leave out methods with no finished pair")
+    parser.add_argument("--per_seed", nargs="+", metavar="RUN", help="seed roots: best and last evaluation of these runs")
     args = parser.parse_args()
     seeded = any(Path(args.root).glob("s*/" + args.task))
     default_teacher = Path(args.root) / "teachers" / args.task if seeded else Path(f"runs/glue/{args.task}/teacher")
@@ -129,6 +156,9 @@ def main():
     teacher["latency_ms"] = latencies.get(teacher["params"], teacher.get("latency_ms"))
     key, t_value = main_metric(teacher)
     cols = "accuracy / F1" if "f1" in teacher["metrics"] else "accuracy"
+    if seeded and args.per_seed:
+        per_seed_table(args, key)
+        return
     if seeded:
         seeded_table(args, teacher, key, t_value, cols, latencies)
         return
