@@ -107,3 +107,16 @@ def test_per_seed_prints_each_runs_best_and_last_evaluation(tmp_path):
                           "--per_seed", "twin", "phase1"], capture_output=True, text=True, check=True).stdout
     # best 75.00 first reached at step 200 (the tie at 300 does not replace it); last evaluation 72.00 at 345
     assert out.splitlines()[2:] == ["| 1 | 75.00 (200), 72.00 (345) | - |", "| 2 | 70.00 (100), 70.00 (100) | - |"]
+
+
+def test_unmeasured_latency_prints_a_dash_not_none(tmp_path):
+    root = tmp_path / "full"  # results.json holds "latency_ms": null when a run measured none (latency_batches=0)
+    write_run(root / "teachers" / "T", {"accuracy": 0.90}, 1000)
+    write_run(root / "s1" / "T" / "kd", {"accuracy": 0.81}, 100)
+    write_run(root / "s1" / "T" / "baseline", {"accuracy": 0.80}, 100)
+    out = subprocess.run([sys.executable, str(REPO / "tools" / "method_table.py"), "T", "--root", str(root),
+                          "--skip_missing"], capture_output=True, text=True, check=True).stdout
+    rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines()}
+    assert rows["teacher (teacher.config)"] == "| teacher (teacher.config) | 1,000 | 90.00 (90.00) | 100% | - | - | - | - | - |"
+    assert "| 90.0% | - | 80.00 +- 0.00 |" in rows["kd (kd.config)"]
+    assert "None" not in out

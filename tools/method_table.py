@@ -103,6 +103,12 @@ def per_seed_table(args, key):
         print(f"| {seed_dir.parent.name[1:]} | " + " | ".join(cells) + " |")
 
 
+def latency_cell(results):
+    """The results' batch-1 latency, or '-' when no latency run measured it (the key holds None then)."""
+    latency = results.get("latency_ms")
+    return "-" if latency is None else latency
+
+
 def seeded_table(args, teacher, key, t_value, cols, latencies):
     """One row per method: mean +- std over the seeds that have both the method and its twin."""
     seeds = sorted(Path(args.root).glob("s*/" + args.task))
@@ -110,7 +116,7 @@ def seeded_table(args, teacher, key, t_value, cols, latencies):
           f"no-teacher twin: dev {key} | twin | gain over twin (points) | seeds beating twin |")
     print("|---|---|---|---|---|---|---|---|---|")
     print(f"| teacher (teacher.config) | {teacher['params']:,} | {100 * t_value:.2f} ({describe(teacher['metrics'])}) | "
-          f"100% | {teacher.get('latency_ms', '-')} | - | - | - | - |")
+          f"100% | {latency_cell(teacher)} | - | - | - | - |")
     tang = [(f"{m} on the Tang transfer set", c, f"{r}_tang", f"{t}_tang", f"{w}, same transfer set")
             for m, c, r, t, w in ROWS if any(Path(args.root).glob(f"s*/{args.task}/{r}_tang/results.json"))]
     unlab = [(f"{m} + unlabeled transfer set", c, f"{r}_unlab", f"{t}_unlab", f"{w}, labeled rows for the same steps")
@@ -123,7 +129,7 @@ def seeded_table(args, teacher, key, t_value, cols, latencies):
             except FileNotFoundError:
                 continue
             pairs.append((100 * main_metric(mine)[1], 100 * main_metric(theirs)[1]))
-            params, latency = mine["params"], mine.get("latency_ms") or "-"
+            params, latency = mine["params"], latency_cell(mine)
             twin_said = twin_layers_said(twin_what, result_dir(seed_dir.parent, args.task, twin))
         if not pairs:
             if not args.skip_missing:
@@ -166,7 +172,7 @@ def main():
           f"no-teacher twin: dev {cols} | twin | gain over twin ({key}, points) |")
     print("|---|---|---|---|---|---|---|---|")
     print(f"| teacher (teacher.config) | {teacher['params']:,} | {describe(teacher['metrics'])} | 100% | "
-          f"{teacher.get('latency_ms', '-')} | - | - | - |")
+          f"{latency_cell(teacher)} | - | - | - |")
     for method, config, run, twin, twin_what in ROWS:
         run, twin = run + args.suffix, twin + args.suffix
         try:
@@ -177,7 +183,7 @@ def main():
         _, m = main_metric(mine)
         _, t = main_metric(theirs)
         print(f"| {method} ({config}) | {mine['params']:,} | {describe(mine['metrics'])} | {100 * m / t_value:.1f}% | "
-              f"{mine.get('latency_ms', '-')} | {describe(theirs['metrics'])} | {twin_what} | {100 * (m - t):+.2f} |")
+              f"{latency_cell(mine)} | {describe(theirs['metrics'])} | {twin_what} | {100 * (m - t):+.2f} |")
 
 
 if __name__ == "__main__":
