@@ -120,3 +120,18 @@ def test_unmeasured_latency_prints_a_dash_not_none(tmp_path):
     assert rows["teacher (teacher.config)"] == "| teacher (teacher.config) | 1,000 | 90.00 (90.00) | 100% | - | - | - | - | - |"
     assert "| 90.0% | - | 80.00 +- 0.00 |" in rows["kd (kd.config)"]
     assert "None" not in out
+
+
+def test_per_seed_reads_the_ablation_layout_and_stage_directories(tmp_path):
+    root = tmp_path / "abl" / "T"  # tools/tinybert_ablation.sh: ROOT/s<SEED>/<variant>[/prediction], no task level
+    write_run(tmp_path / "teacher", {"acc_and_f1": 0.80}, 1000)
+    for seed, scores in ((1, (0.70, 0.76, 0.74)), (2, (0.71, 0.69, 0.70))):
+        stage = root / f"s{seed}" / "tr_aug" / "prediction"
+        stage.mkdir(parents=True)
+        stage.joinpath("metrics.jsonl").write_text("".join(
+            json.dumps({"step": 50 * (i + 1), "split": "valid", "acc_and_f1": v}) + "\n" for i, v in enumerate(scores)))
+    (root / "notes").mkdir()  # not a seed directory: no row
+    out = subprocess.run([sys.executable, str(REPO / "tools" / "method_table.py"), "T", "--root", str(root),
+                          "--teacher", str(tmp_path / "teacher"), "--per_seed", "tr_aug/prediction", "twin"],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[2:] == ["| 1 | 76.00 (100), 74.00 (150) | - |", "| 2 | 71.00 (50), 70.00 (150) | - |"]

@@ -350,16 +350,18 @@ def test_augment_writes_wellformed_deterministic_rows_with_source_labels(tmp_pat
 
 
 def test_augment_candidates_by_hand(mlm):
-    """MLM candidates: the top-K whole words of a plain full forward; multi-piece words: cosine neighbours
-    of the mean piece embedding."""
+    """MLM candidates: the top-K whole content words of a plain full forward; multi-piece words in the input
+    space: cosine neighbours of the mean piece embedding. Stop words ('the', 'was', 'and', 'very', 'a') are
+    never proposed."""
     from transformers import AutoTokenizer, BertForMaskedLM
-    from tools.augment import Candidates
-    source = Candidates(str(mlm), top_k=3)
+    from tools.augment import STOP_WORDS, Candidates
+    source = Candidates(str(mlm), top_k=3, space="input")
     text = "the plot was good"
     got = source.masked([(text, 13, 16, "was"), (text, 4, 8, "plot")])
     model, tok = BertForMaskedLM.from_pretrained(mlm).eval(), AutoTokenizer.from_pretrained(mlm)
     vocab = tok.get_vocab()
-    whole = [i for w, i in vocab.items() if w.isalpha() and len(w) > 1 and not w.startswith("[")]
+    whole = [i for w, i in vocab.items() if w.isalpha() and len(w) > 1 and not w.startswith("[") and w not in STOP_WORDS]
+    assert len(whole) == len(POS) + len(NEG) + len(FILLER) - 5
     for (start, end, word), cands in zip([(13, 16, "was"), (4, 8, "plot")], got):
         enc = tok(text[:start] + "[MASK]" + text[end:], return_tensors="pt")
         with torch.no_grad():
@@ -370,6 +372,33 @@ def test_augment_candidates_by_hand(mlm):
     query = (table[vocab["film"]] + table[vocab["##s"]]) / 2
     ranked = sorted(whole, key=lambda i: -F.cosine_similarity(query, table[i], dim=0).item())[:3]
     assert source.neighbours(["films"])["films"] == tok.convert_ids_to_tokens(ranked)
+
+
+def test_augment_encoder_space_neighbours_by_hand(mlm):
+    """--space encoder: a word's vector is the mean of the encoder's last-layer states over its pieces, the word
+    encoded alone as [CLS] pieces [SEP]; neighbours are the whole content words nearest by cosine, the word
+    itself left out. With --single_piece neighbours a one-piece word gets neighbours too, not MLM predictions."""
+    from transformers import AutoTokenizer, BertForMaskedLM
+    from tools.augment import STOP_WORDS, Candidates, tinybert_candidates
+    bert, tok = BertForMaskedLM.from_pretrained(mlm).eval().bert, AutoTokenizer.from_pretrained(mlm)
+    vocab = tok.get_vocab()
+    whole = [w for w in vocab if w.isalpha() and len(w) > 1 and not w.startswith("[") and w not in STOP_WORDS]
+
+    def vector(pieces):
+        ids = torch.tensor([[vocab["[CLS]"]] + [vocab[p] for p in pieces] + [vocab["[SEP]"]]])
+        with torch.no_grad():
+            return bert(input_ids=ids).last_hidden_state[0, 1:-1].mean(0)
+
+    source = Candidates(str(mlm), top_k=4, single_piece="neighbours")
+    for word, pieces in (("films", ["film", "##s"]), ("dull", ["dull"])):
+        query = vector(pieces)
+        ranked = sorted(whole, key=lambda w: -F.cosine_similarity(query, vector([w]), dim=0).item())
+        expected = [w for w in ranked if w != word][:4]
+        assert source.neighbours([word])[word] == expected
+    found = tinybert_candidates(["the plot was dull"], source, tok.unk_token)
+    assert found == [{1: source.neighbours(["plot"])["plot"], 3: source.neighbours(["dull"])["dull"]}]
+    input_space = Candidates(str(mlm), top_k=4, space="input")
+    assert input_space.neighbours(["films"])["films"] != source.neighbours(["films"])["films"]
 
 
 def test_augment_batches_keep_a_texts_masked_variants_together(mlm):

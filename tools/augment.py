@@ -8,12 +8,17 @@ probability p_t (--p_t) by a candidate drawn uniformly from its K (--top_k) cand
 - a word that is one word piece is masked and the masked LM (--mlm, any HF *ForMaskedLM) predicts
   the K most likely whole words at that position (the original word, "##" pieces and special tokens
   left out);
-- a word of several pieces gets its K nearest whole words by cosine similarity in the word-embedding
-  space of --embeddings (default: the MLM's own input embeddings, i.e. the teacher's), a word's vector
-  being the mean of its pieces' input embeddings. This stands in for the paper's GloVe; the neighbours
-  are drawn from the vocabulary's whole words (alphabetic, 2+ letters), as are the MLM's predictions.
-Candidates are computed once per word in its original sentence (all masked variants of a sentence go
-through the MLM in one batch), then the copies are sampled. As in the released TinyBERT code, only
+- a word of several pieces gets its K nearest whole words by cosine similarity in a word-vector space
+  standing in for the paper's GloVe (--space): `encoder` (default) encodes each word alone through the
+  encoder of --embeddings (default: the MLM's own, i.e. the teacher's) and averages the last-layer states
+  of its pieces; `input` averages its pieces' input embeddings. The input-embedding average of a rare
+  word is close to its first piece ("distorting" -> "di"); the encoder's vectors give its meaning
+  ("distorted", "warped"). --single_piece neighbours draws every word's candidates this way (no MLM
+  predictions), for an MLM too weak to propose sensible words.
+Candidates (MLM predictions and neighbours alike) are whole words of the vocabulary (alphabetic, 2+
+letters) that are not stop words: only content words are replaced, and a content word replaced by "of"
+or "by" makes a copy no sentence. Candidates are computed once per word in its original sentence (all
+masked variants of a sentence go through the MLM in one batch), then the copies are sampled. As in the released TinyBERT code, only
 alphabetic words that are not stop words are eligible, and copies equal to the original or to an
 earlier copy are dropped (so a short text may get fewer than N_a). A replacement keeps the word's
 capitalisation (Title, UPPER); the rest of the text is left byte for byte.
@@ -53,6 +58,7 @@ some such no nor not only own same so than too very s t can will just don don't 
 y ain aren aren't couldn couldn't didn didn't doesn doesn't hadn hadn't hasn hasn't haven haven't isn isn't ma mightn
 mightn't mustn mustn't needn needn't shan shan't shouldn shouldn't wasn wasn't weren weren't won won't wouldn wouldn't
 's 're""".split())
+SPACES = ("encoder", "input")  # --space: where multi-piece words' neighbours are found
 WORD = re.compile(r"\w+|[^\w\s]")  # word pieces of text as BERT's basic tokenizer splits them (alnum runs, punctuation)
 
 
@@ -120,50 +126,78 @@ class Candidates:
     """Top-K replacement words per (text, word position): masked-LM predictions for single-piece words,
     embedding neighbours for multi-piece ones."""
 
-    def __init__(self, mlm_path, embeddings_path=None, top_k=15, batch_size=32, device="cpu"):
+    def __init__(self, mlm_path, embeddings_path=None, top_k=15, batch_size=32, device="cpu", space="encoder",
+                 single_piece="mlm"):
         import torch
         from model.hf_loader import load_encoder, load_masked_lm, load_tokenizer, resolve_model_path
+        from model.masked_lm import mlm_parts
+        if space not in SPACES:
+            raise ConfigError(f"--space {space}: expected one of {', '.join(SPACES)}")
         self.torch, self.top_k, self.batch_size, self.device = torch, top_k, batch_size, device
+        self.space, self.single_piece = space, single_piece
         path = resolve_model_path(mlm_path, "--mlm")
         self.tokenizer = load_tokenizer(path, "--mlm")
         self.model = load_masked_lm(path, "--mlm", require_head=True).to(device).eval()
         if self.tokenizer.mask_token_id is None:
             raise ConfigError(f"--mlm {mlm_path}: its tokenizer has no mask token")
-        table = self.model.get_input_embeddings().weight
+        self.encoder = mlm_parts(self.model)[0]
         if embeddings_path:
             other = resolve_model_path(embeddings_path, "--embeddings")
             if load_tokenizer(other, "--embeddings").get_vocab() != self.tokenizer.get_vocab():
                 raise ConfigError(f"--embeddings {embeddings_path}: its vocabulary differs from the MLM's ({mlm_path})")
-            table = load_encoder(other, "--embeddings").get_input_embeddings().weight
-        self.table = table.detach().float().cpu()
+            self.encoder = load_encoder(other, "--embeddings").to(device).eval()
+        self.table = self.encoder.get_input_embeddings().weight.detach().float().cpu()
         vocab = self.tokenizer.get_vocab()
         special = set(self.tokenizer.all_special_tokens)
-        # whole words (alphabetic, 2+ letters, not "##" pieces or special tokens): what either source may propose
+        # whole content words (alphabetic, 2+ letters, no stop word, "##" piece or special token): what either
+        # source may propose
         self.whole = torch.zeros(self.table.shape[0], dtype=torch.bool)
         for token, idx in vocab.items():
-            if token not in special and token.isascii() and token.isalpha() and len(token) > 1 and idx < len(self.whole):
+            if (token not in special and token.isascii() and token.isalpha() and len(token) > 1
+                    and token.lower() not in STOP_WORDS and idx < len(self.whole)):
                 self.whole[idx] = True
         self.pool_ids = self.whole.nonzero()[:, 0]
         self.id_to_token = {i: t for t, i in vocab.items()}
-        self.pool_norm = torch.nn.functional.normalize(self.table[self.pool_ids], dim=-1)
+        self._pool_norm = None  # the pool's word vectors, computed on first use (the encoder space: a pass over ~20k words)
 
     def pieces(self, word):
         return self.tokenizer.tokenize(word)
 
-    def word_vector(self, pieces):
-        ids = self.tokenizer.convert_tokens_to_ids(pieces)
-        return self.table[ids].mean(0)
+    def word_vectors(self, piece_lists):
+        """(N, H) vectors of words given as piece lists, in the chosen --space."""
+        torch = self.torch
+        if self.space == "input":
+            return torch.stack([self.table[self.tokenizer.convert_tokens_to_ids(p)].mean(0) for p in piece_lists])
+        tok, out = self.tokenizer, []
+        for start in range(0, len(piece_lists), 256):  # each word alone: [CLS] pieces [SEP]
+            rows = [[tok.cls_token_id] + tok.convert_tokens_to_ids(p) + [tok.sep_token_id]
+                    for p in piece_lists[start:start + 256]]
+            width = max(len(r) for r in rows)
+            ids = torch.tensor([r + [tok.pad_token_id] * (width - len(r)) for r in rows], device=self.device)
+            mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=self.device)
+            pieces = torch.tensor([[0] + [1] * (len(r) - 2) + [0] * (width - len(r) + 1) for r in rows],
+                                  device=self.device, dtype=torch.float32)
+            with torch.inference_mode():
+                states = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state.float()
+            out.append(((states * pieces[..., None]).sum(1) / pieces.sum(1, keepdim=True)).cpu())
+        return torch.cat(out)
+
+    def pool_norm(self):
+        if self._pool_norm is None:
+            words = [[self.id_to_token[i]] for i in self.pool_ids.tolist()]
+            self._pool_norm = self.torch.nn.functional.normalize(self.word_vectors(words), dim=-1)
+        return self._pool_norm
 
     def neighbours(self, words):
-        """{word: [K nearest whole words of the vocabulary]} for multi-piece words, by cosine similarity of the
-        mean of their pieces' input embeddings (the word itself, if in the vocabulary, left out)."""
+        """{word: [K nearest whole content words of the vocabulary]} by cosine similarity of word vectors in the
+        chosen --space (the word itself left out, in any case)."""
         torch = self.torch
         words = sorted(set(words))
         result = {}
         for start in range(0, len(words), 256):
             chunk = words[start:start + 256]
-            query = torch.nn.functional.normalize(torch.stack([self.word_vector(self.pieces(w)) for w in chunk]), dim=-1)
-            sims = query @ self.pool_norm.T
+            query = torch.nn.functional.normalize(self.word_vectors([self.pieces(w) for w in chunk]), dim=-1)
+            sims = query @ self.pool_norm().T
             top = sims.topk(min(self.top_k + 1, sims.shape[1]), dim=-1).indices
             for row, word in enumerate(chunk):
                 found = [self.id_to_token[i] for i in self.pool_ids[top[row]].tolist()]
@@ -243,10 +277,10 @@ def tinybert_candidates(texts, source, unk_token):
             if not eligible(word):
                 continue
             pieces = source.pieces(word)
-            if len(pieces) == 1 and pieces[0] != unk_token:
+            if len(pieces) == 1 and pieces[0] != unk_token and source.single_piece == "mlm":
                 entry[pos] = ("mlm", len(requests))
                 requests.append((text, start, end, word))
-            elif len(pieces) > 1 and unk_token not in pieces:
+            elif unk_token not in pieces:
                 entry[pos] = ("emb", word)
                 multi.append(word)
         plan.append(entry)
@@ -308,7 +342,7 @@ def make_copier(args):
         if not torch.cuda.is_available():
             raise ConfigError(f"--gpu {args.gpu}: CUDA is not available on this machine; omit --gpu to run on CPU")
         device = f"cuda:{args.gpu}"
-    source = Candidates(args.mlm, args.embeddings, args.top_k, args.batch_size, device)
+    source = Candidates(args.mlm, args.embeddings, args.top_k, args.batch_size, device, args.space, args.single_piece)
     unk = source.tokenizer.unk_token
 
     def copies_of(texts, keys):
@@ -324,8 +358,12 @@ def parse_args(argv=None):
     parser.add_argument("--output", help="augmented TSV to write (default: runs/aug/<TASK>/train_aug.tsv)")
     parser.add_argument("--method", choices=("tinybert", "tang"), default="tinybert")
     parser.add_argument("--mlm", help="HF *ForMaskedLM checkpoint (name, path or run directory) proposing words")
-    parser.add_argument("--embeddings", help="model whose input embeddings give multi-piece words' neighbours "
-                                             "(default: the MLM's)")
+    parser.add_argument("--embeddings", help="model whose encoder (or input embeddings, --space input) gives "
+                                             "multi-piece words' neighbours (default: the MLM's)")
+    parser.add_argument("--space", choices=SPACES, default="encoder",
+                        help="neighbours by the encoder's vectors of each word alone, or by mean input embeddings")
+    parser.add_argument("--single_piece", choices=("mlm", "neighbours"), default="mlm",
+                        help="single-piece words' candidates: the MLM's predictions (the paper) or neighbours too")
     parser.add_argument("--n_aug", type=int, default=20, help="copies drawn per text (N_a)")
     parser.add_argument("--p_t", type=float, default=0.4, help="probability of replacing an eligible word")
     parser.add_argument("--top_k", type=int, default=15, help="candidates per word (K)")

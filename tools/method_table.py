@@ -11,6 +11,8 @@ on the Tang transfer set, `compare_full.py --transfer_set`, and with an unlabele
 --per_seed RUN ... prints, for each seed, each run's best validation score (its step) and its last one, from the
 run's metrics.jsonl (a Theseus phase 1 is its own run, e.g. theseus_phase1):
   python tools/method_table.py MRPC --root runs/full_cpu --per_seed theseus_phase1 theseus theseus_baseline
+It also reads tools/tinybert_ablation.sh's layout (<root>/s<SEED>/<variant>, a stage as <variant>/prediction):
+  python tools/method_table.py MRPC --root runs/abl/MRPC --teacher runs/full_cpu/teachers/MRPC --per_seed twin tr_aug/prediction
 """
 import argparse
 import configparser
@@ -86,11 +88,21 @@ def evaluations(run_dir, key):
     return [(line["step"], 100 * line[key]) for line in lines if line.get("split") == "valid" and key in line]
 
 
+def seed_dirs(root, task):
+    """[(seed, dir holding that seed's runs)]: <root>/s<SEED>/<TASK>/ (tools/compare_full.py), or else
+    <root>/s<SEED>/ (tools/tinybert_ablation.sh's ROOT, one task per root)."""
+    found = sorted(Path(root).glob("s*/" + task))
+    if found:
+        return [(d.parent.name[1:], d) for d in found]
+    return [(d.name[1:], d) for d in sorted(Path(root).glob("s*")) if d.is_dir() and d.name[1:].isdigit()]
+
+
 def per_seed_table(args, key):
-    """One row per seed: each run's best evaluation (its step; the earliest on ties, as the run keeps it) and last."""
+    """One row per seed: each run's best evaluation (its step; the earliest on ties, as the run keeps it) and last.
+    A run may name a stage directory, e.g. tr_aug/prediction."""
     print(f"| seed | " + " | ".join(f"{run}: best {key} (step), last (step)" for run in args.per_seed) + " |")
     print("|---" * (len(args.per_seed) + 1) + "|")
-    for seed_dir in sorted(Path(args.root).glob("s*/" + args.task)):
+    for seed, seed_dir in seed_dirs(args.root, args.task):
         cells = []
         for run in args.per_seed:
             path = seed_dir / run
@@ -100,7 +112,7 @@ def per_seed_table(args, key):
                 continue
             step, best = max(found, key=lambda e: (e[1], -e[0]))
             cells.append(f"{best:.2f} ({step}), {found[-1][1]:.2f} ({found[-1][0]})")
-        print(f"| {seed_dir.parent.name[1:]} | " + " | ".join(cells) + " |")
+        print(f"| {seed} | " + " | ".join(cells) + " |")
 
 
 def latency_cell(results):
@@ -155,6 +167,10 @@ def main():
     parser.add_argument("--per_seed", nargs="+", metavar="RUN", help="seed roots: best and last evaluation of these runs")
     args = parser.parse_args()
     seeded = any(Path(args.root).glob("s*/" + args.task))
+    if args.per_seed and seed_dirs(args.root, args.task):
+        per_seed_table(args, main_metric(json.loads((Path(args.teacher or Path(args.root) / "teachers" / args.task)
+                                                     / "results.json").read_text()))[0])
+        return
     default_teacher = Path(args.root) / "teachers" / args.task if seeded else Path(f"runs/glue/{args.task}/teacher")
     teacher_dir = Path(args.teacher) if args.teacher else default_teacher
     teacher = json.loads((teacher_dir / "results.json").read_text())
@@ -162,9 +178,6 @@ def main():
     teacher["latency_ms"] = latencies.get(teacher["params"], teacher.get("latency_ms"))
     key, t_value = main_metric(teacher)
     cols = "accuracy / F1" if "f1" in teacher["metrics"] else "accuracy"
-    if seeded and args.per_seed:
-        per_seed_table(args, key)
-        return
     if seeded:
         seeded_table(args, teacher, key, t_value, cols, latencies)
         return

@@ -12,8 +12,12 @@
 #   att0, att01   the same with [tinybert] attention_weight = 0 / 0.1
 #   tr_att1, tr_att0  intermediate stage on training + unlabeled pairs (690 steps), then prediction (3 epochs)
 #   tr_both       intermediate on training + unlabeled pairs (690 steps), prediction on them too (690 steps)
-#   tr_aug        intermediate on training pairs + their TinyBERT augmentation (AUG, tools/augment.py; 690 steps),
+#   tr_aug        intermediate on training pairs + their TinyBERT augmentation (AUG, tools/augment.py, the command in
+#                 docs/RESULTS.md; 690 steps),
 #                 then prediction on the training pairs (3 epochs): the paper's augmentation at tr_att1's budget
+#   tr_aug_both   tr_aug, then prediction on the training pairs + augmentation too (345 steps; the teacher runs
+#                 online, as a logit cache would first pass over all ~140k rows): the paper's recipe at this budget;
+#                 it links tr_aug's intermediate stage of the same seed where that exists
 # PRECISION=fp32 runs everything in fp32 (the default bf16 is what the RESULTS ablation ran; on a CPU without
 # native bf16 it is several times slower than fp32).
 set -euo pipefail
@@ -65,6 +69,11 @@ for variant in "$@"; do
                  prediction "$D" "${TRANSFER_ROWS[@]}" --set train.max_steps=690 ;;
         tr_aug) intermediate "$D" --set data.use_aug=true --set "data.aug_file=$A" --set train.max_steps=690
                 prediction "$D" ;;
+        tr_aug_both) if [[ -d $R/s$seed/tr_aug/intermediate/student ]]; then  # the same command and seed: reuse it
+                         mkdir -p "$D"; ln -sfn ../tr_aug/intermediate "$D/intermediate"
+                     else intermediate "$D" --set data.use_aug=true --set "data.aug_file=$A" --set train.max_steps=690; fi
+                     prediction "$D" --set data.use_aug=true --set "data.aug_file=$A" --set train.max_steps=345 \
+                         --set distill.cache_teacher=false ;;
         *) echo "tinybert_ablation.sh: unknown variant '$variant'" >&2; exit 2 ;;
     esac
 done
