@@ -18,9 +18,9 @@ probability p_t (--p_t) by a candidate drawn uniformly from its K (--top_k) cand
 Candidates (MLM predictions and neighbours alike) are whole words of the vocabulary (alphabetic, 2+
 letters) that are not stop words: only content words are replaced, and a content word replaced by "of"
 or "by" makes a copy no sentence. Candidates are computed once per word in its original sentence (all
-masked variants of a sentence go through the MLM in one batch), then the copies are sampled. As in the released TinyBERT code, only
-alphabetic words that are not stop words are eligible, and copies equal to the original or to an
-earlier copy are dropped (so a short text may get fewer than N_a). A replacement keeps the word's
+masked variants of a sentence go through the MLM in one batch), then the copies are sampled. As in the
+released TinyBERT code, only alphabetic words that are not stop words are eligible, and copies equal to
+the original or to an earlier copy are dropped (so a short text may get fewer than N_a). A replacement keeps the word's
 capitalisation (Title, UPPER); the rest of the text is left byte for byte.
 
 Sentence pairs: the released code augments each text column in turn (MRPC, RTE: both sentences);

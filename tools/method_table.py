@@ -167,13 +167,14 @@ def main():
     parser.add_argument("--per_seed", nargs="+", metavar="RUN", help="seed roots: best and last evaluation of these runs")
     args = parser.parse_args()
     seeded = any(Path(args.root).glob("s*/" + args.task))
-    if args.per_seed and seed_dirs(args.root, args.task):
-        per_seed_table(args, main_metric(json.loads((Path(args.teacher or Path(args.root) / "teachers" / args.task)
-                                                     / "results.json").read_text()))[0])
-        return
-    default_teacher = Path(args.root) / "teachers" / args.task if seeded else Path(f"runs/glue/{args.task}/teacher")
+    per_seed = bool(args.per_seed and seed_dirs(args.root, args.task))
+    in_root = seeded or per_seed
+    default_teacher = Path(args.root) / "teachers" / args.task if in_root else Path(f"runs/glue/{args.task}/teacher")
     teacher_dir = Path(args.teacher) if args.teacher else default_teacher
     teacher = json.loads((teacher_dir / "results.json").read_text())
+    if per_seed:
+        per_seed_table(args, main_metric(teacher)[0])
+        return
     latencies = measured_latencies(args.root, args.task, args.latency_root)
     teacher["latency_ms"] = latencies.get(teacher["params"], teacher.get("latency_ms"))
     key, t_value = main_metric(teacher)

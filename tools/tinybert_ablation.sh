@@ -29,6 +29,7 @@ COMMON=(--seed "$seed" --set output.tensorboard=false --set eval.latency_batches
         --set data.use_aug=false --set train.eval_steps=50)
 if [[ -n ${GPU:-} ]]; then COMMON+=(--gpu "$GPU"); fi
 TRANSFER_ROWS=(--set "data.transfer_file=$X")
+AUG_ROWS=(--set data.use_aug=true --set "data.aug_file=$A")
 
 run() { echo "+ python train.py $*"; python train.py "$@"; }
 intermediate() {  # DIR, extra --set pairs
@@ -67,12 +68,12 @@ for variant in "$@"; do
                  prediction "$D" ;;
         tr_both) intermediate "$D" "${TRANSFER_ROWS[@]}" --set train.max_steps=690
                  prediction "$D" "${TRANSFER_ROWS[@]}" --set train.max_steps=690 ;;
-        tr_aug) intermediate "$D" --set data.use_aug=true --set "data.aug_file=$A" --set train.max_steps=690
+        tr_aug) intermediate "$D" "${AUG_ROWS[@]}" --set train.max_steps=690
                 prediction "$D" ;;
         tr_aug_both) if [[ -d $R/s$seed/tr_aug/intermediate/student ]]; then  # the same command and seed: reuse it
                          mkdir -p "$D"; ln -sfn ../tr_aug/intermediate "$D/intermediate"
-                     else intermediate "$D" --set data.use_aug=true --set "data.aug_file=$A" --set train.max_steps=690; fi
-                     prediction "$D" --set data.use_aug=true --set "data.aug_file=$A" --set train.max_steps=345 \
+                     else intermediate "$D" "${AUG_ROWS[@]}" --set train.max_steps=690; fi
+                     prediction "$D" "${AUG_ROWS[@]}" --set train.max_steps=345 \
                          --set distill.cache_teacher=false ;;
         *) echo "tinybert_ablation.sh: unknown variant '$variant'" >&2; exit 2 ;;
     esac
