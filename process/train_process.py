@@ -60,7 +60,8 @@ def evaluate_and_keep_best(run, logdir, log):
     if name not in metrics:
         from utils.errors import ConfigError
         raise ConfigError(f"[train] metric = {name}: the evaluator reports {', '.join(sorted(metrics))}")
-    improved = run.state["best_metric"] is None or metrics[name] > run.state["best_metric"]
+    improved = run.state["best_metric"] is None or is_better(metrics[name], run.state["best_metric"],
+                                                              run.config.get("train", "metric_mode"))
     if improved:
         run.state["best_metric"], run.state["best_step"] = metrics[name], run.state["global_step"]
     if run.info.is_main:
@@ -70,6 +71,11 @@ def evaluate_and_keep_best(run, logdir, log):
             save_best(run, logdir)
     barrier(run.info)
     return metrics
+
+
+def is_better(value, best, mode):
+    """Strictly better under [train] metric_mode, so a tie keeps the earlier checkpoint."""
+    return value < best if mode == "min" else value > best
 
 
 def save_best(run, logdir):

@@ -165,3 +165,17 @@ def test_bf16_on_a_cpu_without_native_bf16_warns(tmp_path, tiny_model, tiny_data
     assert warned == ([] if native else [f"{path}:{line}: [train] precision = bf16 on a CPU without native bf16 (no "
                                          "avx512_bf16/AMX): autocast emulates it, about 10x slower than fp32 "
                                          "(docs/PERFORMANCE.md); use fp32 here"])
+
+
+@pytest.mark.parametrize("mode", ["min", "max"])
+def test_metric_mode_selects_lowest_or_highest_valid_loss(tmp_path, tiny_model, tiny_data, mode):
+    """metric = loss with metric_mode = min keeps the lowest-dev-loss checkpoint (an early-stopped teacher); max the
+    highest. The earliest evaluation wins a tie, so the kept step is the first at the extreme."""
+    text = tiny_config_text(tiny_model, tiny_data, train={"epoch": 4, "metric": "loss", "metric_mode": mode})
+    summary, logdir = train_tiny(tmp_path, mode, text)
+    losses = [(r["loss"], r["step"]) for r in map(json.loads, (logdir / "metrics.jsonl").read_text().splitlines())
+              if r.get("split") == "valid"]
+    best = min(losses) if mode == "min" else min(losses, key=lambda x: (-x[0], x[1]))
+    assert len(losses) == 4 and len({l for l, _ in losses}) > 1  # the losses differ, so the choice is visible
+    assert (summary["best_metric"], summary["best_step"]) == best
+    assert torch.load(logdir / "checkpoints" / "best.pt", weights_only=False)["state"]["best_step"] == best[1]
