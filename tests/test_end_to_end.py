@@ -178,4 +178,5 @@ def test_metric_mode_selects_lowest_or_highest_valid_loss(tmp_path, tiny_model, 
     best = min(losses) if mode == "min" else min(losses, key=lambda x: (-x[0], x[1]))
     assert len(losses) == 4 and len({l for l, _ in losses}) > 1  # the losses differ, so the choice is visible
     assert (summary["best_metric"], summary["best_step"]) == best
-    assert torch.load(logdir / "checkpoints" / "best.pt", weights_only=False)["state"]["best_step"] == best[1]
+    from process.checkpoint import load_checkpoint
+    assert load_checkpoint(logdir / "checkpoints" / "best.pt")["state"]["best_step"] == best[1]
