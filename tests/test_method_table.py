@@ -135,3 +135,19 @@ def test_per_seed_reads_the_ablation_layout_and_stage_directories(tmp_path):
                           "--teacher", str(tmp_path / "teacher"), "--per_seed", "tr_aug/prediction", "twin"],
                          capture_output=True, text=True, check=True).stdout
     assert out.splitlines()[2:] == ["| 1 | 76.00 (100), 74.00 (150) | - |", "| 2 | 71.00 (50), 70.00 (150) | - |"]
+
+
+def test_tinybert_is_also_set_beside_the_student_that_never_met_a_teacher(tmp_path):
+    root = tmp_path / "full"  # its general-distilled twin isolates the task stage; `baseline` is the undistilled start
+    write_run(root / "teachers" / "T", {"accuracy": 0.90}, 1000)
+    for seed, tiny, general_twin, base in ((1, 0.80, 0.81, 0.77), (2, 0.78, 0.80, 0.79)):
+        write_run(root / f"s{seed}" / "T" / "tinybert", {"accuracy": tiny}, 100)
+        write_run(root / f"s{seed}" / "T" / "tinybert_baseline", {"accuracy": general_twin}, 100)
+        write_run(root / f"s{seed}" / "T" / "baseline", {"accuracy": base}, 100)
+    out = subprocess.run([sys.executable, str(REPO / "tools" / "method_table.py"), "T", "--root", str(root),
+                          "--skip_missing"], capture_output=True, text=True, check=True).stdout
+    rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines()}
+    # tinybert 79.00 against 80.50 (general-distilled twin, 0/2) and against 78.00 (undistilled twin; seed 1 only)
+    assert rows["tinybert (tinybert.config)"].endswith("| same general-distilled init, labels only | -1.50 | 0/2 |")
+    assert rows["tinybert vs the undistilled start (tinybert.config)"].endswith(
+        "| 78.00 +- 1.41 | first 2 pretrained layers, no general distillation, labels only | +1.00 | 1/2 |")
