@@ -151,3 +151,23 @@ def test_tinybert_is_also_set_beside_the_student_that_never_met_a_teacher(tmp_pa
     assert rows["tinybert (tinybert.config)"].endswith("| same general-distilled init, labels only | -1.50 | 0/2 |")
     assert rows["tinybert vs the undistilled start (tinybert.config)"].endswith(
         "| 78.00 +- 1.41 | first 2 pretrained layers, no general distillation, labels only | +1.00 | 1/2 |")
+
+
+def test_pkd_and_theseus_are_also_set_beside_the_pretrained_layers(tmp_path):
+    root = tmp_path / "full"  # their students start from the fine-tuned teacher's layers, as theseus_baseline does
+    write_run(root / "teachers" / "T", {"accuracy": 0.90}, 1000)
+    for seed, pkd, theseus, teacher_layers, pretrained in ((1, 0.80, 0.79, 0.81, 0.78), (2, 0.82, 0.80, 0.80, 0.79)):
+        write_run(root / f"s{seed}" / "T" / "pkd", {"accuracy": pkd}, 100)
+        write_run(root / f"s{seed}" / "T" / "theseus", {"accuracy": theseus}, 100)
+        write_run(root / f"s{seed}" / "T" / "theseus_baseline", {"accuracy": teacher_layers}, 100)
+        write_run(root / f"s{seed}" / "T" / "baseline", {"accuracy": pretrained}, 100)
+    out = subprocess.run([sys.executable, str(REPO / "tools" / "method_table.py"), "T", "--root", str(root),
+                          "--skip_missing"], capture_output=True, text=True, check=True).stdout
+    rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines()}
+    # pkd 81.00, theseus 79.50; the teacher's layers 80.50, the pretrained layers 78.50
+    assert rows["pkd (pkd.config)"].endswith("| teacher's first 2 layers, labels only | +0.50 | 1/2 |")
+    assert rows["pkd vs the undistilled start (pkd.config)"].endswith(
+        "| 78.50 +- 0.71 | first 2 pretrained layers, labels only | +2.50 | 2/2 |")
+    assert rows["theseus (theseus_pipeline.config)"].endswith("| teacher's first 2 layers, labels only | -1.00 | 0/2 |")
+    assert rows["theseus vs the undistilled start (theseus_pipeline.config)"].endswith(
+        "| 78.50 +- 0.71 | first 2 pretrained layers, labels only | +1.00 | 2/2 |")
