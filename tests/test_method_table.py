@@ -11,6 +11,17 @@ def write_run(path, metrics, params=100, latency=None):
     (path / "results.json").write_text(json.dumps({"metrics": metrics, "params": params, "latency_ms": latency}))
 
 
+def method_table(*args):
+    """tools/method_table.py's output for these arguments."""
+    return subprocess.run([sys.executable, str(REPO / "tools" / "method_table.py"), *args],
+                          capture_output=True, text=True, check=True).stdout
+
+
+def rows_of(out):
+    """{row label: the whole markdown row}."""
+    return {line.split(" | ")[0].strip("| "): line for line in out.splitlines()}
+
+
 def test_rows_gain_and_kept_share(tmp_path):
     root = tmp_path / "cmp"
     write_run(tmp_path / "teacher", {"accuracy": 0.80}, 1000, 10.0)
@@ -19,9 +30,8 @@ def test_rows_gain_and_kept_share(tmp_path):
     write_run(root / "T" / "theseus" / "phase2", {"accuracy": 0.72}, 100)
     write_run(root / "T" / "theseus_baseline", {"accuracy": 0.73}, 100)
     write_run(root / "latency" / "T" / "kd", {"accuracy": 0.76}, 100, 2.5)  # same shape as theseus: serves both
-    out = subprocess.run([sys.executable, str(REPO / "tools" / "method_table.py"), "T", "--root", str(root),
-                          "--teacher", str(tmp_path / "teacher")], capture_output=True, text=True, check=True).stdout
-    rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines()}
+    out = method_table("T", "--root", str(root), "--teacher", str(tmp_path / "teacher"))
+    rows = rows_of(out)
     assert rows["kd (kd.config)"].endswith("| 76.00 | 95.0% | 2.5 | 70.00 | first 2 pretrained layers, labels only | +6.00 |")
     assert "| 72.00 | 90.0% | 2.5 | 73.00 |" in rows["theseus (theseus_pipeline.config)"]
     assert rows["theseus (theseus_pipeline.config)"].endswith("| -1.00 |")
@@ -36,9 +46,8 @@ def test_seeded_root_gives_mean_std_and_wins(tmp_path):
         write_run(root / f"s{seed}" / "T" / "baseline", {"accuracy": base}, 100)
     write_run(root / "s1" / "T" / "pkd", {"accuracy": 0.81}, 100)  # its twin is missing: no row
     write_run(tmp_path / "lat" / "T" / "kd", {"accuracy": 0.5}, 100, 4.0)
-    out = subprocess.run([sys.executable, str(REPO / "tools" / "method_table.py"), "T", "--root", str(root),
-                          "--latency_root", str(tmp_path / "lat")], capture_output=True, text=True, check=True).stdout
-    rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines()}
+    out = method_table("T", "--root", str(root), "--latency_root", str(tmp_path / "lat"))
+    rows = rows_of(out)
     # kd: mean 81.00, sample std of (80, 84, 79) = sqrt(((-1)^2 + 3^2 + (-2)^2) / 2) = sqrt(7) = 2.65;
     # twin mean 79.00, std 1.00; kept 81/90 = 90.0%; gain +2.00; kd beats its twin in seeds 1 and 2
     assert rows["kd (kd.config)"] == ("| kd (kd.config) | 100 | 81.00 +- 2.65 | 90.0% | 4.0 | 79.00 +- 1.00 | "
@@ -52,9 +61,8 @@ def test_transfer_set_rows_appear_when_those_runs_exist(tmp_path):
     write_run(root / "teachers" / "T", {"accuracy": 0.90}, 1000)
     for name, acc in (("kd", 0.80), ("baseline", 0.78), ("kd_tang", 0.83), ("baseline_tang", 0.79)):
         write_run(root / "s1" / "T" / name, {"accuracy": acc}, 100)
-    out = subprocess.run([sys.executable, str(REPO / "tools" / "method_table.py"), "T", "--root", str(root)],
-                         capture_output=True, text=True, check=True).stdout
-    rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines()}
+    out = method_table("T", "--root", str(root))
+    rows = rows_of(out)
     assert rows["kd on the Tang transfer set (kd.config)"].endswith("| 79.00 +- 0.00 | first 2 pretrained layers, "
                                                                    "labels only, same transfer set | +4.00 | 1/1 |")
     assert not any(k.startswith("pkd on the Tang") for k in rows)
@@ -66,9 +74,8 @@ def test_unlabeled_transfer_rows_and_skip_missing(tmp_path):
     for seed, kd, base in ((1, 0.80, 0.78), (2, 0.79, 0.80)):
         write_run(root / f"s{seed}" / "T" / "kd_unlab", {"accuracy": kd}, 100)
         write_run(root / f"s{seed}" / "T" / "baseline_unlab", {"accuracy": base}, 100)
-    out = subprocess.run([sys.executable, str(REPO / "tools" / "method_table.py"), "T", "--root", str(root),
-                          "--skip_missing"], capture_output=True, text=True, check=True).stdout
-    rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines()}
+    out = method_table("T", "--root", str(root), "--skip_missing")
+    rows = rows_of(out)
     # mean 79.50 vs 79.00; sample std of (80, 79) = sqrt(0.5) = 0.71; kd wins in seed 1 only
     assert rows["kd + unlabeled transfer set (kd.config)"] == (
         "| kd + unlabeled transfer set (kd.config) | 100 | 79.50 +- 0.71 | 88.3% | - | 79.00 +- 1.41 | "
@@ -86,9 +93,8 @@ def test_a_twin_run_with_other_layers_is_described_with_its_own_count(tmp_path):
     write_run(root / "s1" / "T" / "kd", {"accuracy": 0.80}, 100)
     write_run(root / "s1" / "T" / "baseline", {"accuracy": 0.78}, 100)
     (root / "s1" / "T" / "baseline" / "config.ini").write_text("[student]\nnum_layers = 2\n")
-    out = subprocess.run([sys.executable, str(REPO / "tools" / "method_table.py"), "T", "--root", str(root),
-                          "--skip_missing"], capture_output=True, text=True, check=True).stdout
-    rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines()}
+    out = method_table("T", "--root", str(root), "--skip_missing")
+    rows = rows_of(out)
     assert "| teacher's first 3 layers, labels only | +1.00 | 1/1 |" in rows["theseus (theseus_pipeline.config)"]
     assert "| first 2 pretrained layers, labels only | +2.00 | 1/1 |" in rows["kd (kd.config)"]
 
@@ -103,8 +109,7 @@ def test_per_seed_prints_each_runs_best_and_last_evaluation(tmp_path):
         (root / f"s{seed}" / "T" / "twin").mkdir(parents=True)
     (root / "s1" / "T" / "twin" / "metrics.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     (root / "s2" / "T" / "twin" / "metrics.jsonl").write_text(json.dumps(lines[0]) + "\n")
-    out = subprocess.run([sys.executable, str(REPO / "tools" / "method_table.py"), "T", "--root", str(root),
-                          "--per_seed", "twin", "phase1"], capture_output=True, text=True, check=True).stdout
+    out = method_table("T", "--root", str(root), "--per_seed", "twin", "phase1")
     # best 75.00 first reached at step 200 (the tie at 300 does not replace it); last evaluation 72.00 at 345
     assert out.splitlines()[2:] == ["| 1 | 75.00 (200), 72.00 (345) | - |", "| 2 | 70.00 (100), 70.00 (100) | - |"]
 
@@ -114,9 +119,8 @@ def test_unmeasured_latency_prints_a_dash_not_none(tmp_path):
     write_run(root / "teachers" / "T", {"accuracy": 0.90}, 1000)
     write_run(root / "s1" / "T" / "kd", {"accuracy": 0.81}, 100)
     write_run(root / "s1" / "T" / "baseline", {"accuracy": 0.80}, 100)
-    out = subprocess.run([sys.executable, str(REPO / "tools" / "method_table.py"), "T", "--root", str(root),
-                          "--skip_missing"], capture_output=True, text=True, check=True).stdout
-    rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines()}
+    out = method_table("T", "--root", str(root), "--skip_missing")
+    rows = rows_of(out)
     assert rows["teacher (teacher.config)"] == "| teacher (teacher.config) | 1,000 | 90.00 (90.00) | 100% | - | - | - | - | - |"
     assert "| 90.0% | - | 80.00 +- 0.00 |" in rows["kd (kd.config)"]
     assert "None" not in out
@@ -131,9 +135,8 @@ def test_per_seed_reads_the_ablation_layout_and_stage_directories(tmp_path):
         stage.joinpath("metrics.jsonl").write_text("".join(
             json.dumps({"step": 50 * (i + 1), "split": "valid", "acc_and_f1": v}) + "\n" for i, v in enumerate(scores)))
     (root / "notes").mkdir()  # not a seed directory: no row
-    out = subprocess.run([sys.executable, str(REPO / "tools" / "method_table.py"), "T", "--root", str(root),
-                          "--teacher", str(tmp_path / "teacher"), "--per_seed", "tr_aug/prediction", "twin"],
-                         capture_output=True, text=True, check=True).stdout
+    out = method_table("T", "--root", str(root), "--teacher", str(tmp_path / "teacher"),
+                       "--per_seed", "tr_aug/prediction", "twin")
     assert out.splitlines()[2:] == ["| 1 | 76.00 (100), 74.00 (150) | - |", "| 2 | 71.00 (50), 70.00 (150) | - |"]
 
 
@@ -144,9 +147,8 @@ def test_tinybert_is_also_set_beside_the_student_that_never_met_a_teacher(tmp_pa
         write_run(root / f"s{seed}" / "T" / "tinybert", {"accuracy": tiny}, 100)
         write_run(root / f"s{seed}" / "T" / "tinybert_baseline", {"accuracy": general_twin}, 100)
         write_run(root / f"s{seed}" / "T" / "baseline", {"accuracy": base}, 100)
-    out = subprocess.run([sys.executable, str(REPO / "tools" / "method_table.py"), "T", "--root", str(root),
-                          "--skip_missing"], capture_output=True, text=True, check=True).stdout
-    rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines()}
+    out = method_table("T", "--root", str(root), "--skip_missing")
+    rows = rows_of(out)
     # tinybert 79.00 against 80.50 (general-distilled twin, 0/2) and against 78.00 (undistilled twin; seed 1 only)
     assert rows["tinybert (tinybert.config)"].endswith("| same general-distilled init, labels only | -1.50 | 0/2 |")
     assert rows["tinybert vs the undistilled start (tinybert.config)"].endswith(
@@ -161,9 +163,8 @@ def test_pkd_and_theseus_are_also_set_beside_the_pretrained_layers(tmp_path):
         write_run(root / f"s{seed}" / "T" / "theseus", {"accuracy": theseus}, 100)
         write_run(root / f"s{seed}" / "T" / "theseus_baseline", {"accuracy": teacher_layers}, 100)
         write_run(root / f"s{seed}" / "T" / "baseline", {"accuracy": pretrained}, 100)
-    out = subprocess.run([sys.executable, str(REPO / "tools" / "method_table.py"), "T", "--root", str(root),
-                          "--skip_missing"], capture_output=True, text=True, check=True).stdout
-    rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines()}
+    out = method_table("T", "--root", str(root), "--skip_missing")
+    rows = rows_of(out)
     # pkd 81.00, theseus 79.50; the teacher's layers 80.50, the pretrained layers 78.50
     assert rows["pkd (pkd.config)"].endswith("| teacher's first 2 layers, labels only | +0.50 | 1/2 |")
     assert rows["pkd vs the undistilled start (pkd.config)"].endswith(
