@@ -242,6 +242,10 @@ def train(run, logdir):
                     last_save = step
                 if step >= run.total_steps:
                     done = True
+                    if config.get("train", "eval_every_epoch") and last_eval != step:
+                        with perf.paused():  # max_steps ended the run mid-epoch: its last weights count too
+                            evaluate_and_keep_best(run, logdir, log)
+                        last_eval = step
                     break
             perf.stop()
             if not done or micro >= micro_per_epoch:

@@ -180,3 +180,12 @@ def test_metric_mode_selects_lowest_or_highest_valid_loss(tmp_path, tiny_model, 
     assert (summary["best_metric"], summary["best_step"]) == best
     from process.checkpoint import load_checkpoint
     assert load_checkpoint(logdir / "checkpoints" / "best.pt")["state"]["best_step"] == best[1]
+
+
+@pytest.mark.parametrize("max_steps, evaluated", [(8, [5, 6, 8]), (6, [5, 6])])  # mid-epoch; at the epoch's end
+def test_a_run_that_max_steps_stops_mid_epoch_evaluates_its_last_step(tmp_path, tiny_model, tiny_data, max_steps,
+                                                                       evaluated):
+    text = tiny_config_text(tiny_model, tiny_data, train={"epoch": 2, "max_steps": max_steps, "eval_steps": 5})
+    _, logdir = train_tiny(tmp_path, "run", text)  # 48 examples, batch 8: 6 steps an epoch
+    lines = [json.loads(line) for line in (logdir / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines if line.get("split") == "valid"] == evaluated  # each step once
