@@ -11,6 +11,13 @@ def write_run(path, metrics, params=100, latency=None):
     (path / "results.json").write_text(json.dumps({"metrics": metrics, "params": params, "latency_ms": latency}))
 
 
+def write_seed_runs(root, accuracies):
+    """{run: (seed 1's accuracy, seed 2's, ...)} -> root/s<SEED>/T/<run>/results.json, 100 parameters each."""
+    for run, per_seed in accuracies.items():
+        for seed, accuracy in enumerate(per_seed, start=1):
+            write_run(root / f"s{seed}" / "T" / run, {"accuracy": accuracy}, 100)
+
+
 def method_table(*args):
     """tools/method_table.py's output for these arguments."""
     return subprocess.run([sys.executable, str(REPO / "tools" / "method_table.py"), *args],
@@ -143,10 +150,7 @@ def test_per_seed_reads_the_ablation_layout_and_stage_directories(tmp_path):
 def test_tinybert_is_also_set_beside_the_student_that_never_met_a_teacher(tmp_path):
     root = tmp_path / "full"  # its general-distilled twin isolates the task stage; `baseline` is the undistilled start
     write_run(root / "teachers" / "T", {"accuracy": 0.90}, 1000)
-    for seed, tiny, general_twin, base in ((1, 0.80, 0.81, 0.77), (2, 0.78, 0.80, 0.79)):
-        write_run(root / f"s{seed}" / "T" / "tinybert", {"accuracy": tiny}, 100)
-        write_run(root / f"s{seed}" / "T" / "tinybert_baseline", {"accuracy": general_twin}, 100)
-        write_run(root / f"s{seed}" / "T" / "baseline", {"accuracy": base}, 100)
+    write_seed_runs(root, {"tinybert": (0.80, 0.78), "tinybert_baseline": (0.81, 0.80), "baseline": (0.77, 0.79)})
     out = method_table("T", "--root", str(root), "--skip_missing")
     rows = rows_of(out)
     # tinybert 79.00 against 80.50 (general-distilled twin, 0/2) and against 78.00 (undistilled twin; seed 1 only)
@@ -158,11 +162,8 @@ def test_tinybert_is_also_set_beside_the_student_that_never_met_a_teacher(tmp_pa
 def test_pkd_and_theseus_are_also_set_beside_the_pretrained_layers(tmp_path):
     root = tmp_path / "full"  # their students start from the fine-tuned teacher's layers, as theseus_baseline does
     write_run(root / "teachers" / "T", {"accuracy": 0.90}, 1000)
-    for seed, pkd, theseus, teacher_layers, pretrained in ((1, 0.80, 0.79, 0.81, 0.78), (2, 0.82, 0.80, 0.80, 0.79)):
-        write_run(root / f"s{seed}" / "T" / "pkd", {"accuracy": pkd}, 100)
-        write_run(root / f"s{seed}" / "T" / "theseus", {"accuracy": theseus}, 100)
-        write_run(root / f"s{seed}" / "T" / "theseus_baseline", {"accuracy": teacher_layers}, 100)
-        write_run(root / f"s{seed}" / "T" / "baseline", {"accuracy": pretrained}, 100)
+    write_seed_runs(root, {"pkd": (0.80, 0.82), "theseus": (0.79, 0.80), "theseus_baseline": (0.81, 0.80),
+                           "baseline": (0.78, 0.79)})  # theseus_baseline: the teacher's layers; baseline: pretrained
     out = method_table("T", "--root", str(root), "--skip_missing")
     rows = rows_of(out)
     # pkd 81.00, theseus 79.50; the teacher's layers 80.50, the pretrained layers 78.50
