@@ -3,7 +3,7 @@ close it came to the machine's matmul peak. Rank 0 prints it as one log line."""
 import json
 
 from utils.logging import get_logger
-from utils.perf import efficiency_report
+from utils.perf import efficiency_report, train_step_flops
 
 
 def teacher_in_train_step(run):
@@ -14,23 +14,35 @@ def teacher_in_train_step(run):
     return model._frozen.get("teacher_logits") is None or getattr(model, "uses_hidden", False)
 
 
-def loop_report(run, perf, flops_factor, teacher_in_step, latency, cls_only=False):
+def measured_step(run, perf):
+    """(FLOPs, examples, padded length) of one forward + backward on the loop's last batch, or None."""
+    batch = getattr(perf, "last", None)
+    ids = batch.get("input_ids") if batch is not None else None
+    if ids is None or ids.dim() != 2:
+        return None
+    return train_step_flops(run.model, batch), batch["index"].numel(), ids.shape[1]
+
+
+def loop_report(run, perf, flops_factor, teacher_in_step, latency, cls_only=False, step=None):
     """The report of one measured loop (None when it counted nothing)."""
     if perf is None or not perf.examples:
         return None
     eps = perf.examples_per_s()
     report = efficiency_report(run.model.student_model(), run.model.teacher, perf.mean_length(),
-                               eps * run.info.world if eps else None, flops_factor, teacher_in_step, run.info.world, cls_only)
+                               eps * run.info.world if eps else None, flops_factor, teacher_in_step, run.info.world, cls_only,
+                               step)
     report.update(latency or {})
     return report
 
 
 def train_efficiency(run, latency=None):
     """Report for the train loop just run (run.perf from process/train_process.py): the method's student
-    forwards per example (3: forward + backward) plus the teacher's unless its logits came from the cache."""
+    forwards per example (3: forward + backward) plus the teacher's unless its logits came from the cache,
+    scaled by one measured training step where the method runs less or more than that."""
     cls_only = run.model.last_layer_cls_only(getattr(run.model, "uses_hidden", False))
-    return loop_report(run, getattr(run, "perf", None), run.model.student_forwards_per_train_example,
-                       teacher_in_train_step(run), latency, cls_only)
+    perf = getattr(run, "perf", None)
+    return loop_report(run, perf, run.model.student_forwards_per_train_example, teacher_in_train_step(run), latency,
+                       cls_only, measured_step(run, perf) if perf is not None and perf.examples else None)
 
 
 def test_efficiency(run, latency=None):

@@ -193,6 +193,7 @@ def test_kd_hidden_trains_resumes_bitwise_and_reports_efficiency(tmp_path, bench
     eff = summary["efficiency"]
     assert eff["student_params"] < eff["teacher_params"] and 0 < eff["mean_padded_length"] <= 16
     assert eff["flops_per_example"] == 3 * eff["student_forward_flops_per_example"] + eff["teacher_forward_flops_per_example"]
+    assert eff["flops_measured_vs_formula"] == 1  # a measured step of the last batch: exactly the formula here
     assert eff["examples_per_s"] > 0 and 0 < eff["fraction_of_peak"] < 2 and eff["peak_matmul_flops_per_s"] > 1e8
     assert eff["latency_ms"] > 0 and eff["teacher_latency_ms"] > 0
     results = json.loads((tmp_path / "full" / "results.json").read_text())["efficiency"]

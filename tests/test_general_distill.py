@@ -263,6 +263,11 @@ def test_mlm_head_trains_only_the_head_and_resumes(tmp_path, head_run, encoder4)
     assert sum(losses[-2:]) < sum(losses[:2])
     valid = [json.loads(l) for l in (logdir / "metrics.jsonl").read_text().splitlines() if '"split"' in l]
     assert [r["step"] for r in valid] == [4, 8] and all(0 <= r["mlm_accuracy"] <= 1 and r["masked_tokens"] > 0 for r in valid)
+    # the efficiency report counts the step it ran (one encoder forward, the head on masked rows), not
+    # 3 forwards of the whole ForMaskedLM: the formula is scaled down by the measured step
+    eff = json.loads((logdir / "train_summary.json").read_text())["efficiency"]
+    assert eff["flops_measured_vs_formula"] < 0.5
+    assert eff["flops_per_example"] < eff["student_forward_flops_per_example"]
     assert_resumes_bitwise(tmp_path, logdir, text, "head_resumed")
 
 
@@ -409,3 +414,50 @@ def test_two_process_gloo_matches_single_process(tmp_path, text_data):
         assert [(r["examples"], r.get("masked_tokens")) for r in rows(tmp_path / f"{name}1")] == \
                [(r["examples"], r.get("masked_tokens")) for r in rows(tmp_path / "ddp" / name)]
         assert (tmp_path / "ddp" / name / "student" / "config.json").is_file()
+
+
+# ---- FLOPs of one training step (utils/perf.py: train_step_flops) ------------------------------
+
+def first_train_batch(tmp_path, text):
+    from process.init_process import init_all
+    (tmp_path / "flops.config").write_text(text)
+    run = init_all(load_config(tmp_path / "flops.config"), DistInfo(), "train")
+    return run.model, next(iter(run.loaders["train"]))
+
+
+def layer_flops(length, hidden, inner):
+    """One BERT layer, by hand: q, k, v, output (4 L H^2 multiply-adds), q k^T and A v (2 L^2 H), FFN (2 L H I)."""
+    return 2 * (4 * length * hidden * hidden + 2 * length * length * hidden + 2 * length * hidden * inner)
+
+
+def test_mlm_head_step_counts_the_frozen_encoder_once_and_the_head_on_masked_rows(tmp_path, encoder4, text_data):
+    """The encoder runs under no_grad (forward only); the head runs on the masked rows, backward through its
+    transform's weight and the tied decoder's input only. The step must leave model, grads and RNG untouched."""
+    from utils.perf import train_step_flops
+    model, batch = first_train_batch(tmp_path, config_text(encoder4, text_data, "mlm_head"))
+    (b, length), masked = batch["input_ids"].shape, int((batch["labels"] != -100).sum())
+    hidden, vocab = 32, model.student.config.vocab_size
+    head = 2 * hidden * hidden + 2 * hidden * vocab  # transform dense + decoder, per row
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    flops = train_step_flops(model, batch)
+    assert flops == b * 4 * layer_flops(length, hidden, 64) + masked * head + masked * head
+    assert torch.equal(rng, torch.get_rng_state()) and all(p.grad is None for p in model.parameters())
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_distilbert_step_counts_the_head_on_the_rows_it_matches(tmp_path, head_run, text_data):
+    """Student (2 layers) forward + backward, teacher (4 layers) forward; both heads on the masked rows only
+    with restrict_ce_to_mask, on every token (padding included: the rows are the attention mask's) without."""
+    from utils.perf import train_step_flops
+    hidden, inner, vocab = 32, 64, None
+    for restrict in ("true", "false"):
+        text = distilbert_text(head_run[0], text_data, distilbert={"restrict_ce_to_mask": restrict})
+        model, batch = first_train_batch(tmp_path, text)
+        vocab = model.student.config.vocab_size
+        (b, length) = batch["input_ids"].shape
+        rows = int((batch["labels"] != -100).sum()) if restrict == "true" else int(batch["attention_mask"].sum())
+        head = 2 * hidden * hidden + 2 * hidden * vocab
+        student = b * 2 * layer_flops(length, hidden, inner) + rows * head
+        teacher = b * 4 * layer_flops(length, hidden, inner) + rows * head
+        assert train_step_flops(model, batch) == 3 * student + teacher
