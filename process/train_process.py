@@ -161,7 +161,10 @@ def train(run, logdir):
     loader, sampler = run.loaders["train"], run.loaders["train"].sampler
     accum = config.get("train", "gradient_accumulation_steps")
     eval_steps, save_steps = config.get("train", "eval_steps"), config.get("train", "save_steps")
-    logging_steps, epochs = config.get("train", "logging_steps"), config.get("train", "epoch")
+    logging_steps = config.get("train", "logging_steps")
+    # [train] epoch, or as many epochs as max_steps needs (it overrides epoch both ways, as HF's max_steps
+    # does num_train_epochs; the LR schedule is sized for total_steps, so the run must reach it)
+    epochs = math.ceil(run.total_steps / run.steps_per_epoch)
     max_bad = config.get("train", "max_nonfinite_steps")
     micro_per_epoch = math.ceil(sampler.num_samples / config.get("train", "batch_size"))  # batches in a full epoch
     if run.checkpoint:

@@ -182,6 +182,18 @@ def test_metric_mode_selects_lowest_or_highest_valid_loss(tmp_path, tiny_model, 
     assert load_checkpoint(logdir / "checkpoints" / "best.pt")["state"]["best_step"] == best[1]
 
 
+def test_max_steps_beyond_the_epochs_runs_further_epochs_to_the_end_of_its_schedule(tmp_path, tiny_model, tiny_data):
+    """max_steps sizes the LR schedule, so it must also decide the epochs: with 1 epoch of 6 steps and max_steps 10
+    the run used to stop at step 6 with its linear schedule 40% short of zero."""
+    text = tiny_config_text(tiny_model, tiny_data, train={"epoch": 1, "max_steps": 10, "logging_steps": 1,
+                                                          "warmup_steps": 0, "learning_rate": 1e-3})
+    summary, logdir = train_tiny(tmp_path, "run", text)  # 48 examples, batch 8: 6 steps an epoch
+    train = [json.loads(line) for line in (logdir / "metrics.jsonl").read_text().splitlines() if '"split"' not in line]
+    assert summary["steps"] == 10 and [r["step"] for r in train] == list(range(1, 11))
+    assert [r["epoch"] for r in train] == [0] * 6 + [1] * 4
+    assert train[4]["lr"] == pytest.approx(1e-3 * 5 / 10) and train[-1]["lr"] == 0
+
+
 @pytest.mark.parametrize("max_steps, evaluated", [(8, [5, 6, 8]), (6, [5, 6])])  # mid-epoch; at the epoch's end
 def test_a_run_that_max_steps_stops_mid_epoch_evaluates_its_last_step(tmp_path, tiny_model, tiny_data, max_steps,
                                                                        evaluated):
