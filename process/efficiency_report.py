@@ -15,7 +15,8 @@ def teacher_in_train_step(run):
 
 
 def measured_step(run, perf):
-    """(FLOPs, examples, padded length) of one forward + backward on the loop's last batch, or None."""
+    """(FLOPs, examples, padded length) of one forward + backward on the loop's last batch, or None (no loop, no
+    batch, or a batch without input_ids)."""
     batch = getattr(perf, "last", None)
     ids = batch.get("input_ids") if batch is not None else None
     if ids is None or ids.dim() != 2:
@@ -42,7 +43,7 @@ def train_efficiency(run, latency=None):
     cls_only = run.model.last_layer_cls_only(getattr(run.model, "uses_hidden", False))
     perf = getattr(run, "perf", None)
     return loop_report(run, perf, run.model.student_forwards_per_train_example, teacher_in_train_step(run), latency,
-                       cls_only, measured_step(run, perf) if perf is not None and perf.examples else None)
+                       cls_only, measured_step(run, perf))
 
 
 def test_efficiency(run, latency=None):

@@ -450,7 +450,7 @@ def test_distilbert_step_counts_the_head_on_the_rows_it_matches(tmp_path, head_r
     """Student (2 layers) forward + backward, teacher (4 layers) forward; both heads on the masked rows only
     with restrict_ce_to_mask, on every token (padding included: the rows are the attention mask's) without."""
     from utils.perf import train_step_flops
-    hidden, inner, vocab = 32, 64, None
+    hidden, inner = 32, 64
     for restrict in ("true", "false"):
         text = distilbert_text(head_run[0], text_data, distilbert={"restrict_ce_to_mask": restrict})
         model, batch = first_train_batch(tmp_path, text)

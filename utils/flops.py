@@ -44,12 +44,17 @@ def eager_attention(*models):
             config._attn_implementation = old
 
 
-@torch.inference_mode()
-def measured_flops(fn, *models):
-    """FLOPs FlopCounterMode records while fn() runs (models in eval mode, eager attention)."""
+def counted_flops(fn, *models):
+    """FLOPs FlopCounterMode records while fn() runs (eager attention in `models`), backward passes included."""
     with eager_attention(*models), FlopCounterMode(display=False) as counter:
         fn()
     return counter.get_total_flops()
+
+
+@torch.inference_mode()
+def measured_flops(fn, *models):
+    """FLOPs of fn() without autograd (models in eval mode, eager attention)."""
+    return counted_flops(fn, *models)
 
 
 def dummy_tower(length, cls_id=2, sep_id=3, token_id=5, batch=1):

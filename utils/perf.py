@@ -12,9 +12,8 @@ import functools
 import time
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-from utils.flops import dummy_tower, eager_attention, measured_flops
+from utils.flops import counted_flops, dummy_tower, measured_flops
 
 
 @functools.lru_cache(maxsize=4)
@@ -60,10 +59,9 @@ def train_step_flops(model, batch):
         frozen = [m for m in getattr(clone, "_frozen", {}).values() if isinstance(m, torch.nn.Module)]
         device = next(clone.parameters()).device
         devices = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), eager_attention(clone, *frozen), \
-                FlopCounterMode(display=False) as counter:
-            clone({k: v.to(device) for k, v in batch.items()})["loss"].backward()
-        return counter.get_total_flops()
+        batch = {k: v.to(device) for k, v in batch.items()}
+        with torch.random.fork_rng(devices=devices):
+            return counted_flops(lambda: clone(batch)["loss"].backward(), clone, *frozen)
     except Exception:  # noqa: BLE001 - the report then keeps the formula
         return None
 
@@ -104,14 +102,6 @@ class Throughput:
         return self.examples / self.seconds if self.seconds > 0 else None
 
 
-def formula_flops(student, teacher, length, flops_factor, teacher_in_step, cls_only):
-    """FLOPs of one training (or inference) example of `length` tokens by the formula: flops_factor student
-    forwards plus a teacher forward when it runs in the step; the last layer for [CLS] only when cls_only."""
-    s_spent = forward_flops(student, length, cls_only)
-    t_spent = forward_flops(teacher, length, cls_only) if teacher_in_step else None
-    return None if s_spent is None else flops_factor * s_spent + (t_spent or 0)
-
-
 def efficiency_report(student, teacher, mean_length, examples_per_s, flops_factor, teacher_in_step, world=1, cls_only=False,
                       step=None):
     """The report dict. flops_factor: student forwards per example (3 training, 1 inference);
@@ -122,14 +112,25 @@ def efficiency_report(student, teacher, mean_length, examples_per_s, flops_facto
     the mean length is then scaled by measured / formula at that step's length (1 for a method that runs
     exactly the formula: its full student forward and backward and the teacher's forward)."""
     from utils.efficiency import count_params
-    s_flops, t_flops = forward_flops(student, mean_length), forward_flops(teacher, mean_length)
+
+    @functools.cache
+    def flops(model, length, last_cls):  # each forward counted once per report
+        return forward_flops(model, length, last_cls)
+
+    def formula(length):
+        """flops_factor student forwards plus a teacher forward when it runs in the step."""
+        s_spent = flops(student, length, cls_only)
+        t_spent = flops(teacher, length, cls_only) if teacher_in_step else None
+        return None if s_spent is None else flops_factor * s_spent + (t_spent or 0)
+
+    s_flops, t_flops = flops(student, mean_length, False), flops(teacher, mean_length, False)
     report = {"student_params": count_params(student), "teacher_params": count_params(teacher) if teacher is not None else None,
               "mean_padded_length": round(mean_length, 2) if mean_length else None,
               "student_forward_flops_per_example": s_flops, "teacher_forward_flops_per_example": t_flops,
               "examples_per_s": round(examples_per_s, 2) if examples_per_s else None}
-    per_example = formula_flops(student, teacher, mean_length, flops_factor, teacher_in_step, cls_only)
+    per_example = formula(mean_length)
     if per_example is not None and step is not None and step[0] is not None:
-        at_step = formula_flops(student, teacher, step[2], flops_factor, teacher_in_step, cls_only)
+        at_step = formula(step[2])
         measured = step[0] / step[1]
         per_example = round(per_example * measured / at_step) if at_step else round(measured)
         report["flops_measured_vs_formula"] = round(measured / at_step, 4) if at_step else None
