@@ -27,7 +27,8 @@ def test_stage_steps_replace_the_half_epochs_of_two_stage_methods_only(tmp_path)
     for name in ("theseus_phase1", "theseus", "tinybert_intermediate_tang", "tinybert_tang"):
         cmd = jobs[f"s7_MRPC_{name}"].cmd
         assert "train.max_steps=474" in cmd and not any(c.startswith("train.epoch=") for c in cmd), name
-    for name in ("kd_tang", "baseline_tang", "tinybert_baseline_tang", "theseus_baseline"):
+    for name in ("kd_tang", "baseline_tang", "tinybert_baseline_tang", "theseus_baseline", "theseus_pretrained_baseline",
+                 "pkd_baseline"):
         cmd = jobs[f"s7_MRPC_{name}"].cmd
         assert "train.epoch=1" in cmd and not any(c.startswith("train.max_steps") for c in cmd), name
 

@@ -160,16 +160,18 @@ def test_tinybert_is_also_set_beside_the_student_that_never_met_a_teacher(tmp_pa
 
 
 def test_pkd_and_theseus_are_also_set_beside_the_pretrained_layers(tmp_path):
-    root = tmp_path / "full"  # their students start from the fine-tuned teacher's layers, as theseus_baseline does
+    root = tmp_path / "full"  # their students start from the fine-tuned teacher's layers, as their first twins do
     write_run(root / "teachers" / "T", {"accuracy": 0.90}, 1000)
-    write_seed_runs(root, {"pkd": (0.80, 0.82), "theseus": (0.79, 0.80), "theseus_baseline": (0.81, 0.80),
-                           "baseline": (0.78, 0.79)})  # theseus_baseline: the teacher's layers; baseline: pretrained
+    write_seed_runs(root, {"pkd": (0.80, 0.82), "pkd_baseline": (0.81, 0.80), "baseline": (0.78, 0.79),
+                           "theseus": (0.84, 0.85), "theseus_baseline": (0.83, 0.82),
+                           "theseus_pretrained_baseline": (0.80, 0.84)})
     out = method_table("T", "--root", str(root), "--skip_missing")
     rows = rows_of(out)
-    # pkd 81.00, theseus 79.50; the teacher's layers 80.50, the pretrained layers 78.50
+    # pkd 81.00 against its 2-layer twins: the teacher's layers 80.50, the pretrained layers 78.50
     assert rows["pkd (pkd.config)"].endswith("| teacher's first 2 layers, labels only | +0.50 | 1/2 |")
     assert rows["pkd vs the undistilled start (pkd.config)"].endswith(
         "| 78.50 +- 0.71 | first 2 pretrained layers, labels only | +2.50 | 2/2 |")
-    assert rows["theseus (theseus_pipeline.config)"].endswith("| teacher's first 2 layers, labels only | -1.00 | 0/2 |")
+    # theseus (3-layer successor) 84.50 against its 3-layer twins: the teacher's layers 82.50, the pretrained ones 82.00
+    assert rows["theseus (theseus_pipeline.config)"].endswith("| teacher's first 3 layers, labels only | +2.00 | 2/2 |")
     assert rows["theseus vs the undistilled start (theseus_pipeline.config)"].endswith(
-        "| 78.50 +- 0.71 | first 2 pretrained layers, labels only | +1.00 | 2/2 |")
+        "| 82.00 +- 2.83 | first 3 pretrained layers, labels only | +2.50 | 2/2 |")

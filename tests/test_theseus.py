@@ -218,14 +218,23 @@ def test_unknown_scheduler_type_is_a_config_error(tmp_path, teacher4, tiny_data)
 
 @pytest.mark.parametrize("task,k", [("SST-2", 0.0006), ("MRPC", 0.0024), ("RTE", 0.0018)])
 def test_glue_configs_share_one_budget_and_architecture(task, k):
-    """The no-teacher twin trains the same 2-layer initialisation for phase 1 + phase 2's epochs."""
+    """6 -> 3 layers (the paper's ratio); both no-teacher twins train the successor's 3-layer shape for phase 1 +
+    phase 2's epochs, one from the fine-tuned teacher's layers, one from the pretrained ones; PKD keeps its own
+    2-layer twin for its own epochs."""
     folder = REPO / "config" / "glue" / task
     phase1, phase2 = load_config(folder / "theseus.config"), load_config(folder / "theseus_finetune.config")
     twin = load_config(folder / "theseus_baseline.config")
-    assert (phase1.get("model", "model_name"), phase2.get("model", "model_name"), twin.get("model", "model_name")) == \
-        ("theseus", "bert_cls", "bert_cls")
-    assert phase1.get("theseus", "compress_ratio") == 3 and phase1.get("theseus", "scheduler_type") == "linear"
+    pretrained_twin = load_config(folder / "theseus_pretrained_baseline.config")
+    assert (phase1.get("model", "model_name"), phase2.get("model", "model_name"), twin.get("model", "model_name"),
+            pretrained_twin.get("model", "model_name")) == ("theseus", "bert_cls", "bert_cls", "bert_cls")
+    assert phase1.get("theseus", "compress_ratio") == 2 and phase1.get("theseus", "scheduler_type") == "linear"
     assert phase1.get("theseus", "scheduler_linear_k") == k and phase1.get("student", "layer_select") == "first"
-    assert twin.get("train", "epoch") == phase1.get("train", "epoch") + phase2.get("train", "epoch")
-    assert (twin.get("student", "num_layers"), twin.get("student", "layer_select")) == (2, "first")
+    for other in (twin, pretrained_twin):
+        assert other.get("train", "epoch") == phase1.get("train", "epoch") + phase2.get("train", "epoch")
+        assert (other.get("student", "num_layers"), other.get("student", "layer_select")) == (3, "first")
     assert twin.get("model", "pretrained") == phase1.get("distill", "teacher") == f"runs/glue/{task}/teacher"
+    assert pretrained_twin.get("model", "pretrained") == "sentence-transformers/all-MiniLM-L6-v2"
+    pkd, pkd_twin = load_config(folder / "pkd.config"), load_config(folder / "pkd_baseline.config")
+    assert pkd_twin.get("model", "pretrained") == pkd.get("distill", "teacher") == f"runs/glue/{task}/teacher"
+    assert (pkd_twin.get("student", "num_layers"), pkd.get("student", "num_layers")) == (2, 2)
+    assert pkd_twin.get("train", "epoch") == pkd.get("train", "epoch")

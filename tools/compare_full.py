@@ -56,8 +56,9 @@ def general_jobs(root, steps):
 
 
 # each method's twin and first stage: a method on the transfer set takes them along
-TWINS = {"kd": ["baseline"], "pkd": ["theseus_baseline"], "minilmv2": ["baseline"], "distilbert": ["distilbert_baseline"],
-         "theseus": ["theseus_phase1", "theseus_baseline"], "tinybert": ["tinybert_intermediate", "tinybert_baseline"]}
+TWINS = {"kd": ["baseline"], "pkd": ["pkd_baseline"], "minilmv2": ["baseline"], "distilbert": ["distilbert_baseline"],
+         "theseus": ["theseus_phase1", "theseus_baseline", "theseus_pretrained_baseline"],
+         "tinybert": ["tinybert_intermediate", "tinybert_baseline"]}
 
 
 def transfer_set_variants(spec, methods, aug_job, tang, no_aug):
@@ -140,7 +141,9 @@ def task_jobs(root, task, seeds, epochs, n_aug, transfer=(), stage_steps=0, unla
             ("kd", "kd.config", [t], [T, E]),
             ("baseline", "baseline.config", [], [E]),
             ("pkd", "pkd.config", [t], [T, E]),
+            ("pkd_baseline", "pkd_baseline.config", [t], [f"model.pretrained={teacher}", E]),
             ("theseus_baseline", "theseus_baseline.config", [t], [f"model.pretrained={teacher}", E]),
+            ("theseus_pretrained_baseline", "theseus_pretrained_baseline.config", [], [E]),
             ("theseus_phase1", "theseus.config", [t], [T, H]),
             ("theseus", "theseus_finetune.config", ["theseus_phase1"],
              [f"model.pretrained={d / 'theseus_phase1' / 'student'}", H]),

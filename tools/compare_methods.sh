@@ -6,6 +6,8 @@
 #   bash tools/compare_methods.sh sst2       # SST-2 (first 8,000 training sentences), dev set
 #   bash tools/compare_methods.sh mrpc       # MRPC (full training set), dev set
 #   bash tools/compare_methods.sh mrpc_lr3e4 # the MRPC transformer methods and twins again at lr 3e-4 (*_lr3e-4)
+# Theseus here runs 6 -> 2 layers (compress_ratio = 3, a 2-layer theseus_baseline, which is also PKD's twin), the
+# shipped configs' ratio when these runs were made; the configs ship 6 -> 3 since 2026-12-05.
 # Needs the fine-tuned teachers runs/glue/{SST-2,MRPC}/teacher (config/glue/<TASK>/teacher.config).
 # Latency is measured afterwards, one model at a time: tools/latency_table.py.
 set -u
@@ -62,12 +64,12 @@ sst2() {
   run SST-2/baseline --config $T/baseline.config $B --set train.epoch=2
   sst2_bilstm
   run SST-2/pkd --config $T/pkd.config $B --set train.epoch=2
-  run SST-2/theseus_baseline --config $T/theseus_baseline.config $B --set train.epoch=2
+  run SST-2/theseus_baseline --config $T/theseus_baseline.config $B --set train.epoch=2 --set student.num_layers=2
   # Theseus phase 1 with the paper's main setting, a constant replacing rate of 0.5 (the linear curriculum
   # reaching p = 1 halfway through this short phase left the successor unusable alone: theseus_linear*)
-  run SST-2/theseus_phase1 --config $T/theseus.config $B --set train.epoch=1 --set theseus.scheduler_type=constant --set theseus.replacing_rate=0.5
+  run SST-2/theseus_phase1 --config $T/theseus.config $B --set train.epoch=1 --set theseus.compress_ratio=3 --set theseus.scheduler_type=constant --set theseus.replacing_rate=0.5
   run SST-2/theseus --config $T/theseus_finetune.config $B --set train.epoch=1 --set model.pretrained=runs/cmp/SST-2/theseus_phase1/student
-  run SST-2/theseus_linear_phase1 --config $T/theseus.config $B --set train.epoch=1 --set theseus.scheduler_linear_k=0.011
+  run SST-2/theseus_linear_phase1 --config $T/theseus.config $B --set train.epoch=1 --set theseus.compress_ratio=3 --set theseus.scheduler_linear_k=0.011
   run SST-2/theseus_linear --config $T/theseus_finetune.config $B --set train.epoch=1 --set model.pretrained=runs/cmp/SST-2/theseus_linear_phase1/student
   run SST-2/minilmv2 --config $T/minilmv2.config $B --set train.epoch=2 --set model.pretrained=$G/minilmv2/student
   # MiniLMv2's twin is SST-2/baseline (the same first two pretrained layers, labels only)
@@ -90,8 +92,8 @@ mrpc() {
   run MRPC/distilled_bilstm --config $T/distilled_bilstm.config $B --set train.epoch=20 --set train.eval_steps=0
   run MRPC/bilstm_baseline --config $T/bilstm_baseline.config $B --set train.epoch=20 --set train.eval_steps=0
   run MRPC/pkd --config $T/pkd.config $B --set train.epoch=2
-  run MRPC/theseus_baseline --config $T/theseus_baseline.config $B --set train.epoch=2
-  run MRPC/theseus_phase1 --config $T/theseus.config $B --set train.epoch=1 --set theseus.scheduler_type=constant --set theseus.replacing_rate=0.5
+  run MRPC/theseus_baseline --config $T/theseus_baseline.config $B --set train.epoch=2 --set student.num_layers=2
+  run MRPC/theseus_phase1 --config $T/theseus.config $B --set train.epoch=1 --set theseus.compress_ratio=3 --set theseus.scheduler_type=constant --set theseus.replacing_rate=0.5
   run MRPC/theseus --config $T/theseus_finetune.config $B --set train.epoch=1 --set model.pretrained=runs/cmp/MRPC/theseus_phase1/student
   wait_for runs/cmp/general/tinybert/DONE
   run MRPC/minilmv2 --config $T/minilmv2.config $B --set train.epoch=3 --set model.pretrained=$G/minilmv2/student
@@ -124,8 +126,8 @@ mrpc_lr3e4_a() {
 
 mrpc_lr3e4_b() {
   local T=config/glue/MRPC
-  run MRPC/theseus_baseline_lr3e-4 --config $T/theseus_baseline.config $LR3 --set train.epoch=2
-  run MRPC/theseus_phase1_lr3e-4 --config $T/theseus.config $LR3 --set train.epoch=1 --set theseus.scheduler_type=constant --set theseus.replacing_rate=0.5
+  run MRPC/theseus_baseline_lr3e-4 --config $T/theseus_baseline.config $LR3 --set train.epoch=2 --set student.num_layers=2
+  run MRPC/theseus_phase1_lr3e-4 --config $T/theseus.config $LR3 --set train.epoch=1 --set theseus.compress_ratio=3 --set theseus.scheduler_type=constant --set theseus.replacing_rate=0.5
   run MRPC/theseus_lr3e-4 --config $T/theseus_finetune.config $LR3 --set train.epoch=1 --set model.pretrained=runs/cmp/MRPC/theseus_phase1_lr3e-4/student
   run MRPC/tinybert_lr3e-4 --config $T/tinybert_prediction.config $LR3 --set data.use_aug=false --set train.epoch=1 --set model.pretrained=runs/cmp/MRPC/tinybert_intermediate/student
   run MRPC/tinybert_baseline_lr3e-4 --config $T/tinybert_baseline.config $LR3 --set data.use_aug=false --set train.epoch=2 --set model.pretrained=runs/cmp/general/tinybert/student
@@ -138,7 +140,7 @@ third_queue() {  # run beside `sst2` and `mrpc` by a third process in the measur
   run MRPC/distilbert_baseline --config config/glue/MRPC/distilbert_baseline.config $B --set train.epoch=2
   run MRPC/distilbert --config config/glue/MRPC/distilbert.config $B --set train.epoch=2 --set model.pretrained=$G/distilbert/student
   B="--do_test --set data.max_examples=4000 --set train.eval_steps=25 --set eval.latency_batches=0"
-  run SST-2/theseus_phase1 --config config/glue/SST-2/theseus.config $B --set train.epoch=1 --set theseus.scheduler_type=constant --set theseus.replacing_rate=0.5
+  run SST-2/theseus_phase1 --config config/glue/SST-2/theseus.config $B --set train.epoch=1 --set theseus.compress_ratio=3 --set theseus.scheduler_type=constant --set theseus.replacing_rate=0.5
   run SST-2/theseus --config config/glue/SST-2/theseus_finetune.config $B --set train.epoch=1 --set model.pretrained=runs/cmp/SST-2/theseus_phase1/student
 }
 

@@ -25,7 +25,7 @@ from pathlib import Path
 ROWS = [
     ("kd", "kd.config", "kd", "baseline", "first 2 pretrained layers, labels only"),
     ("distilled_bilstm", "distilled_bilstm.config", "distilled_bilstm", "bilstm_baseline", "same BiLSTM, labels only"),
-    ("pkd", "pkd.config", "pkd", "theseus_baseline", "teacher's first 2 layers, labels only"),
+    ("pkd", "pkd.config", "pkd", "pkd_baseline", "teacher's first 2 layers, labels only"),
     # PKD and Theseus start from the fine-tuned teacher's layers, so the twin above has the teacher's task training in
     # its weights; the student that never met a teacher starts from the pretrained layers (kd's twin)
     ("pkd vs the undistilled start", "pkd.config", "pkd", "baseline", "first 2 pretrained layers, labels only"),
@@ -34,9 +34,9 @@ ROWS = [
     # first 2 pretrained layers, so this is the no-teacher twin (the row above isolates the task stage)
     ("tinybert vs the undistilled start", "tinybert.config", "tinybert", "baseline",
      "first 2 pretrained layers, no general distillation, labels only"),
-    ("theseus", "theseus_pipeline.config", "theseus", "theseus_baseline", "teacher's first 2 layers, labels only"),
-    ("theseus vs the undistilled start", "theseus_pipeline.config", "theseus", "baseline",
-     "first 2 pretrained layers, labels only"),
+    ("theseus", "theseus_pipeline.config", "theseus", "theseus_baseline", "teacher's first 3 layers, labels only"),
+    ("theseus vs the undistilled start", "theseus_pipeline.config", "theseus", "theseus_pretrained_baseline",
+     "first 3 pretrained layers, labels only"),
     ("distilbert", "distilbert.config", "distilbert", "distilbert_baseline", "pretrained layers 1,3,5, labels only"),
     ("minilmv2", "minilmv2.config", "minilmv2", "baseline", "first 2 pretrained layers, labels only"),
 ]
