@@ -195,6 +195,10 @@ def test_kd_hidden_trains_resumes_bitwise_and_reports_efficiency(tmp_path, bench
     assert eff["flops_per_example"] == 3 * eff["student_forward_flops_per_example"] + eff["teacher_forward_flops_per_example"]
     assert eff["flops_measured_vs_formula"] == 1  # a measured step of the last batch: exactly the formula here
     assert eff["examples_per_s"] > 0 and 0 < eff["fraction_of_peak"] < 2 and eff["peak_matmul_flops_per_s"] > 1e8
+    # on CPU the fraction is taken per CPU second on both sides, and the loop's share of the cores is reported
+    assert eff["fraction_of_peak"] == pytest.approx(eff["achieved_flops_per_cpu_s"] / eff["peak_matmul_flops_per_cpu_s"],
+                                                    abs=1e-4)
+    assert 0 < eff["cpu_share"] <= 1.5
     assert eff["latency_ms"] > 0 and eff["teacher_latency_ms"] > 0
     results = json.loads((tmp_path / "full" / "results.json").read_text())["efficiency"]
     assert not eff["cls_only_last_layer"]  # kd_hidden matches the last layer's every token

@@ -5,7 +5,11 @@ FLOPs follow utils/flops.py (FlopCounterMode convention: matmuls only, multiply-
 training example costs 3x the student's forward (forward + backward) plus one teacher forward unless the
 teacher's logits come from the cache. Methods that run less than that (an MLM head on the masked rows only,
 a frozen encoder without backward, Theseus' hybrid of predecessor and successor blocks) are corrected by one
-measured training step (train_step_flops). The peak is a short fp32 matmul, measured once per process and cached."""
+measured training step (train_step_flops). The peak is a short matmul on the run's device in the run's precision,
+measured once per process and cached. On CPU both sides are taken per second of this process's CPU time, so other
+processes sharing the cores slow neither side of the fraction (a wall-clock peak measured in a busy moment had
+made loops look as if they ran at the peak); on CUDA both are per wall second."""
+import collections
 import contextlib
 import copy
 import functools
@@ -16,17 +20,27 @@ import torch
 from utils.flops import counted_flops, dummy_tower, measured_flops
 
 
-@functools.lru_cache(maxsize=4)
-def matmul_peak_flops(size=1024, repeats=8, dtype=torch.float32):
-    """Best FLOP/s of a size x size matmul on this process's threads (about 0.2 s on 2 CPU cores)."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+Peak = collections.namedtuple("Peak", "per_s per_cpu_s")
+
+
+@functools.lru_cache(maxsize=8)
+def matmul_peak(device="cpu", dtype=torch.float32, size=1024, repeats=8):
+    """Best FLOP/s of a size x size matmul on `device` in `dtype` (about 0.2 s on 2 CPU cores): per wall second, and
+    on CPU also per second of this process's CPU time (its threads' time summed), which stays put when other
+    processes take turns on the same cores."""
+    device = torch.device(device)
+    a, b = (torch.randn(size, size, device=device).to(dtype) for _ in range(2))
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     a @ b
-    best = float("inf")
+    sync()
+    wall = cpu = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * size ** 3 / best
+        sync()
+        wall, cpu = min(wall, time.perf_counter() - start), min(cpu, time.process_time() - cpu_start)
+    flops = 2 * size ** 3
+    return Peak(flops / wall, flops / cpu if device.type == "cpu" and cpu > 0 else None)
 
 
 def forward_flops(model, length, cls_only=False):
@@ -71,9 +85,9 @@ class Throughput:
     Reads tensor shapes only: no host sync."""
 
     def __init__(self):
-        self.examples, self.tokens, self.batches, self.seconds = 0, 0, 0, 0.0
+        self.examples, self.tokens, self.batches, self.seconds, self.cpu_seconds = 0, 0, 0, 0.0, 0.0
         self.last = None
-        self.mark = time.perf_counter()
+        self.mark, self.cpu_mark = time.perf_counter(), time.process_time()
 
     def count(self, batch):
         ids = batch.get("input_ids")
@@ -85,15 +99,17 @@ class Throughput:
 
     @contextlib.contextmanager
     def paused(self):
-        self.seconds += time.perf_counter() - self.mark
+        self.stop()
         try:
             yield
         finally:
-            self.mark = time.perf_counter()
+            self.mark, self.cpu_mark = time.perf_counter(), time.process_time()
 
     def stop(self):
+        """Add the time since the last mark: wall seconds, and this process's CPU seconds (all its threads)."""
         self.seconds += time.perf_counter() - self.mark
-        self.mark = time.perf_counter()
+        self.cpu_seconds += time.process_time() - self.cpu_mark
+        self.mark, self.cpu_mark = time.perf_counter(), time.process_time()
 
     def mean_length(self):
         return self.tokens / self.examples if self.tokens and self.examples else None
@@ -101,16 +117,25 @@ class Throughput:
     def examples_per_s(self):
         return self.examples / self.seconds if self.seconds > 0 else None
 
+    def examples_per_cpu_s(self):
+        return self.examples / self.cpu_seconds if self.cpu_seconds > 0 else None
+
+    def cpu_share(self, threads):
+        """CPU seconds over wall seconds x threads: below 1 when other processes (or waits) took the cores."""
+        return self.cpu_seconds / (self.seconds * threads) if self.seconds > 0 and threads else None
+
 
 def efficiency_report(student, teacher, mean_length, examples_per_s, flops_factor, teacher_in_step, world=1, cls_only=False,
-                      step=None):
+                      step=None, examples_per_cpu_s=None, device="cpu", dtype=torch.float32):
     """The report dict. flops_factor: student forwards per example (3 training, 1 inference);
     teacher_in_step: whether each example also pays a teacher forward; cls_only: the loop ran the last
     layers for [CLS] only, so the FLOPs it spent (flops_per_example, achieved) count that, while the
     per-model forward FLOPs and their ratio stay those of the full models (what an exported model runs).
     step: (FLOPs, examples, padded length) of one measured training step (train_step_flops); the formula at
     the mean length is then scaled by measured / formula at that step's length (1 for a method that runs
-    exactly the formula: its full student forward and backward and the teacher's forward)."""
+    exactly the formula: its full student forward and backward and the teacher's forward).
+    examples_per_cpu_s: one process's examples per second of its CPU time; on CPU the fraction of the peak is then
+    taken per CPU second on both sides (a matmul of `dtype` on `device`), else per wall second."""
     from utils.efficiency import count_params
 
     @functools.cache
@@ -136,12 +161,16 @@ def efficiency_report(student, teacher, mean_length, examples_per_s, flops_facto
         report["flops_measured_vs_formula"] = round(measured / at_step, 4) if at_step else None
     report["cls_only_last_layer"] = bool(cls_only)
     report["flops_per_example"] = per_example
-    peak = matmul_peak_flops()
-    report["peak_matmul_flops_per_s"] = round(peak)
+    peak = matmul_peak(str(device), dtype)
+    report["peak_matmul_flops_per_s"] = round(peak.per_s)
     if per_example and examples_per_s:
         achieved = per_example * examples_per_s / max(1, world)  # per process, like the peak
         report["achieved_flops_per_s"] = round(achieved)
-        report["fraction_of_peak"] = round(achieved / peak, 4)
+        report["fraction_of_peak"] = round(achieved / peak.per_s, 4)
+    if per_example and examples_per_cpu_s and peak.per_cpu_s:
+        report["peak_matmul_flops_per_cpu_s"] = round(peak.per_cpu_s)
+        report["achieved_flops_per_cpu_s"] = round(per_example * examples_per_cpu_s)
+        report["fraction_of_peak"] = round(per_example * examples_per_cpu_s / peak.per_cpu_s, 4)
     if s_flops and t_flops:
         report["flops_speedup_vs_teacher"] = round(t_flops / s_flops, 2)
     return report
