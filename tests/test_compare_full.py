@@ -1,5 +1,6 @@
 """tools/compare_full.py: the job graph (twins beside methods, transfer-set copies) and the runner (order, skips)."""
 import importlib.util
+import subprocess
 import sys
 
 import pytest
@@ -80,3 +81,17 @@ def test_override_reaches_only_the_named_run_and_comes_last(tmp_path):
         cmd = jobs[f"s{seed}_SST-2_kd_tang"].cmd
         assert cmd[-2:] == ["--set", "distill.hard_weight=0"]  # after the run's own sets, so train.py applies it last
     assert not any("distill.hard_weight=0" in jobs[f"s1_SST-2_{run}"].cmd for run in ("kd", "baseline_tang", "pkd"))
+
+
+def test_the_teacher_takes_overrides_and_misspelt_names_stop_with_one_line(tmp_path):
+    jobs = {j.name: j for j in compare_full.task_jobs(tmp_path, "MRPC", [1], 6, 4,
+                                                      overrides={"teacher": ["train.metric=loss", "train.metric_mode=min"]})}
+    assert jobs["MRPC_teacher"].cmd[-4:] == ["--set", "train.metric=loss", "--set", "train.metric_mode=min"]
+    assert not any("train.metric=loss" in j.cmd for name, j in jobs.items() if name != "MRPC_teacher")
+    base = [sys.executable, str(REPO / "tools" / "compare_full.py"), "--root", str(tmp_path), "--tasks", "MRPC",
+            "--seeds", "1", "--epochs", "MRPC=6", "--dry"]
+    for extra, message in ((["--override", "theseus_basline:student.num_layers=2"],
+                            "--override theseus_basline:student.num_layers=2: no run 'theseus_basline' in this graph"),
+                           (["--only", "s1_MRPC_kdd"], "--only s1_MRPC_kdd: no such job")):
+        done = subprocess.run(base + extra, capture_output=True, text=True, cwd=REPO)
+        assert done.returncode == 2 and message in done.stderr.strip().splitlines()[-1] and "Traceback" not in done.stderr

@@ -9,9 +9,12 @@ Layout under --root (default runs/full): teachers/<TASK>, general/{mlm_head,dist
 aug/<TASK>/tang.tsv, s<SEED>/<TASK>/<run>, logs/<job>.log, done/<job>. Re-running skips finished jobs and
 resumes unfinished ones from their last checkpoint. Budgets: --epochs E per task (two-stage methods,
 Theseus and TinyBERT, spend E/2 epochs in each stage, so every student and its twin see E epochs of data).
+--override RUN:KEY=VALUE adds a --set to one run of every seed (RUN `teacher`: the teacher job, e.g. the
+early-stopped teacher: --override teacher:train.metric=loss teacher:train.metric_mode=min).
 """
 import argparse
 import math
+import re
 import shlex
 import subprocess
 import sys
@@ -117,11 +120,12 @@ def task_jobs(root, task, seeds, epochs, n_aug, transfer=(), stage_steps=0, unla
     """The teacher, the Tang transfer set, then per seed every method next to its twin. stage_steps > 0: each stage
     of a two-stage method runs that many optimizer steps instead of E/2 epochs (for an odd E, e.g. one epoch of a
     transfer set split in two). unlabeled: methods also run with the unlabeled `transfer_file` (see
-    unlabeled_variants). overrides: {run: [KEY=VALUE, ...]} appended to that run's sets (last wins in train.py)."""
+    unlabeled_variants). overrides: {run: [KEY=VALUE, ...]} appended to that run's sets (last wins in train.py);
+    run "teacher" is the task's teacher job."""
     overrides = overrides or {}
     c, g, teacher = f"config/glue/{task}", root / "general", root / "teachers" / task
     aug = root / "aug" / task / "tang.tsv"
-    jobs = [Job(f"{task}_teacher", train(f"{c}/teacher.config", teacher), teacher),
+    jobs = [Job(f"{task}_teacher", train(f"{c}/teacher.config", teacher, *overrides.get("teacher", [])), teacher),
             Job(f"{task}_aug", [sys.executable, "tools/augment.py", "--method", "tang", "--task", task,
                                 "--input", f"../shared/data/glue/{task}/train.tsv", "--output", str(aug),
                                 "--n_aug", str(n_aug)], aug.parent, resumable=False)]
@@ -224,6 +228,18 @@ def run_graph(jobs, root, parallel, gpu):
     return failed
 
 
+def check_names(parser, jobs, overrides, only):
+    """A misspelt run in --override would be dropped without a word, a misspelt job in --only fail with a
+    traceback: both end here with one line that names it."""
+    runs = {"teacher"} | {j.name.split("_", 2)[2] for j in jobs if re.match(r"s\d+_", j.name)}
+    for run in sorted(set(overrides) - runs):
+        parser.error(f"--override {run}:{overrides[run][0]}: no run '{run}' in this graph (runs: {', '.join(sorted(runs))})")
+    names = {j.name for j in jobs}
+    for name in only or []:
+        if name not in names:
+            parser.error(f"--only {name}: no such job (see --dry for the job names)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=["SST-2", "MRPC"])
@@ -263,6 +279,7 @@ def main():
         jobs += task_jobs(root, task, args.seeds, int(epochs[task]), args.n_aug, args.transfer_set,
                            stage_steps.get(task, 0), args.unlabeled, transfer_files.get(task), overrides)
     jobs.sort(key=lambda j: not j.name.endswith(("_teacher", "_aug")))  # the critical path first (stable)
+    check_names(parser, jobs, overrides, args.only)
     if args.only is not None:
         by_name, keep, todo = {j.name: j for j in jobs}, set(), list(args.only)
         while todo:
