@@ -95,3 +95,20 @@ def test_the_teacher_takes_overrides_and_misspelt_names_stop_with_one_line(tmp_p
                            (["--only", "s1_MRPC_kdd"], "--only s1_MRPC_kdd: no such job")):
         done = subprocess.run(base + extra, capture_output=True, text=True, cwd=REPO)
         assert done.returncode == 2 and message in done.stderr.strip().splitlines()[-1] and "Traceback" not in done.stderr
+
+
+def test_general_steps_take_a_default_and_per_stage_counts():
+    assert compare_full.general_steps(["2000"]) == dict.fromkeys(compare_full.GENERAL_STAGES, 2000)
+    assert compare_full.general_steps(["2000", "distilbert=3125", "4000"]) == {
+        "mlm_head": 4000, "distilbert": 3125, "minilmv2": 4000, "tinybert": 4000}  # the last bare count is the default
+    for bad, message in (("distilbrt=3125", "no general stage 'distilbrt'"), ("tinybert=0", "a step count >= 1")):
+        with pytest.raises(ValueError, match=message):
+            compare_full.general_steps(["2000", bad])
+
+
+def test_distilbert_general_stage_reads_the_mlm_head_fitted_before_it(tmp_path):
+    jobs = {j.name: j for j in compare_full.general_jobs(tmp_path, compare_full.general_steps(["2000", "distilbert=3125"]))}
+    head, student = jobs["general_mlm_head"], jobs["general_distilbert"]
+    assert "train.max_steps=2000" in head.cmd and head.logdir == tmp_path / "general" / "mlm_head"
+    assert student.deps == ["general_mlm_head"] and "train.max_steps=3125" in student.cmd
+    assert f"distill.teacher={tmp_path / 'general' / 'mlm_head' / 'student'}" in student.cmd

@@ -46,15 +46,39 @@ def train(config, logdir, *sets, seed=None, test=True):
     return cmd
 
 
+GENERAL_STAGES = ("mlm_head", "distilbert", "minilmv2", "tinybert")
+
+
+def general_steps(items):
+    """--general_steps N [STAGE=N ...] -> {stage: steps}: the last bare N for every general stage, STAGE=N for one."""
+    default, explicit = None, {}
+    for item in items:
+        stage, sep, n = item.rpartition("=")
+        if sep and stage not in GENERAL_STAGES:
+            raise ValueError(f"--general_steps {item}: no general stage '{stage}' ({', '.join(GENERAL_STAGES)})")
+        if not n.isdigit() or int(n) < 1:
+            raise ValueError(f"--general_steps {item}: expected a step count >= 1")
+        if sep:
+            explicit[stage] = int(n)
+        else:
+            default = int(n)
+    return {name: explicit.get(name, default) for name in GENERAL_STAGES}
+
+
 def general_jobs(root, steps):
+    """steps: {stage: optimizer steps}. DistilBERT's teacher is all-MiniLM-L6-v2 with the MLM head fitted first."""
     g = root / "general"
     return [
-        Job("general_distilbert", train("config/general/distilbert_pipeline.config", g, f"train.max_steps={steps}",
-                                        test=False), g, resumable=False),
+        Job("general_mlm_head", train("config/general/mlm_head.config", g / "mlm_head",
+                                      f"train.max_steps={steps['mlm_head']}", test=False), g / "mlm_head"),
+        Job("general_distilbert", train("config/general/distilbert_general.config", g / "distilbert",
+                                        f"distill.teacher={g / 'mlm_head' / 'student'}",
+                                        f"train.max_steps={steps['distilbert']}", test=False), g / "distilbert",
+            ["general_mlm_head"]),
         Job("general_minilmv2", train("config/general/minilmv2_general.config", g / "minilmv2",
-                                      f"train.max_steps={steps}", test=False), g / "minilmv2"),
+                                      f"train.max_steps={steps['minilmv2']}", test=False), g / "minilmv2"),
         Job("general_tinybert", train("config/general/tinybert_general.config", g / "tinybert",
-                                      f"train.max_steps={steps}", test=False), g / "tinybert"),
+                                      f"train.max_steps={steps['tinybert']}", test=False), g / "tinybert"),
     ]
 
 
@@ -248,7 +272,8 @@ def main():
     parser.add_argument("--stage_steps", nargs="*", default=[],
                         help="TASK=N: two-stage methods run N optimizer steps per stage instead of E/2 epochs")
     parser.add_argument("--n_aug", type=int, default=4, help="Tang transfer-set copies per training text")
-    parser.add_argument("--general_steps", type=int, default=2000)
+    parser.add_argument("--general_steps", nargs="+", default=["2000"], metavar="[STAGE=]N",
+                        help="optimizer steps of the general stages: N for all, STAGE=N for one of " + ", ".join(GENERAL_STAGES))
     parser.add_argument("--transfer_set", nargs="*", default=[], choices=sorted(TWINS),
                         help="also run these methods and their twins on the Tang transfer set (<run>_tang)")
     parser.add_argument("--unlabeled", nargs="*", default=[], choices=["kd", "tinybert"],
@@ -274,7 +299,10 @@ def main():
         if not sep or "=" not in setting:
             parser.error(f"--override {item}: expected RUN:KEY=VALUE, e.g. kd_tang:distill.hard_weight=0")
         overrides.setdefault(run, []).append(setting)
-    jobs = general_jobs(root, args.general_steps)
+    try:
+        jobs = general_jobs(root, general_steps(["2000", *args.general_steps]))
+    except ValueError as err:
+        parser.error(str(err))
     for task in args.tasks:
         jobs += task_jobs(root, task, args.seeds, int(epochs[task]), args.n_aug, args.transfer_set,
                            stage_steps.get(task, 0), args.unlabeled, transfer_files.get(task), overrides)
