@@ -4,6 +4,7 @@ import json
 
 import torch
 
+from process.eval_process import precision_dtype
 from utils.logging import get_logger
 from utils.perf import efficiency_report, train_step_flops
 
@@ -26,9 +27,6 @@ def measured_step(run, perf):
     return train_step_flops(run.model, batch), batch["index"].numel(), ids.shape[1]
 
 
-PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
 def loop_report(run, perf, flops_factor, teacher_in_step, latency, cls_only=False, step=None):
     """The report of one measured loop (None when it counted nothing). On CPU it adds cpu_share, the share of its
     threads' wall time the loop got the cores for, and takes the fraction of the peak per CPU second."""
@@ -38,7 +36,7 @@ def loop_report(run, perf, flops_factor, teacher_in_step, latency, cls_only=Fals
     report = efficiency_report(run.model.student_model(), run.model.teacher, perf.mean_length(),
                                eps * run.info.world if eps else None, flops_factor, teacher_in_step, run.info.world, cls_only,
                                step, perf.examples_per_cpu_s() if on_cpu else None, run.info.device,
-                               PRECISION_DTYPES.get(run.config.get("train", "precision"), torch.float32))
+                               precision_dtype(run))
     share = perf.cpu_share(torch.get_num_threads()) if on_cpu else None
     if share is not None:
         report["cpu_share"] = round(share, 4)

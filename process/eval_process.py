@@ -10,12 +10,17 @@ from utils.errors import DataError
 from utils.perf import Throughput
 
 
+PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def precision_dtype(run):
+    """The dtype [train] precision computes in (the efficiency report's peak matmul uses it too)."""
+    return PRECISION_DTYPES[run.config.get("train", "precision")]
+
+
 def autocast(run):
-    precision = run.config.get("train", "precision")
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(run.info.device.type, dtype=dtype)
+    dtype = precision_dtype(run)
+    return contextlib.nullcontext() if dtype == torch.float32 else torch.autocast(run.info.device.type, dtype=dtype)
 
 
 def to_device(batch, device):

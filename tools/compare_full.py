@@ -47,6 +47,7 @@ def train(config, logdir, *sets, seed=None, test=True):
 
 
 GENERAL_STAGES = ("mlm_head", "distilbert", "minilmv2", "tinybert")
+GENERAL_STEPS = 2000  # each general stage's optimizer steps unless --general_steps says otherwise
 
 
 def general_steps(items):
@@ -272,8 +273,9 @@ def main():
     parser.add_argument("--stage_steps", nargs="*", default=[],
                         help="TASK=N: two-stage methods run N optimizer steps per stage instead of E/2 epochs")
     parser.add_argument("--n_aug", type=int, default=4, help="Tang transfer-set copies per training text")
-    parser.add_argument("--general_steps", nargs="+", default=["2000"], metavar="[STAGE=]N",
-                        help="optimizer steps of the general stages: N for all, STAGE=N for one of " + ", ".join(GENERAL_STAGES))
+    parser.add_argument("--general_steps", nargs="+", default=[], metavar="[STAGE=]N",
+                        help=f"optimizer steps of the general stages (default {GENERAL_STEPS}): N for all, STAGE=N for one of "
+                             + ", ".join(GENERAL_STAGES))
     parser.add_argument("--transfer_set", nargs="*", default=[], choices=sorted(TWINS),
                         help="also run these methods and their twins on the Tang transfer set (<run>_tang)")
     parser.add_argument("--unlabeled", nargs="*", default=[], choices=["kd", "tinybert"],
@@ -300,7 +302,7 @@ def main():
             parser.error(f"--override {item}: expected RUN:KEY=VALUE, e.g. kd_tang:distill.hard_weight=0")
         overrides.setdefault(run, []).append(setting)
     try:
-        jobs = general_jobs(root, general_steps(["2000", *args.general_steps]))
+        jobs = general_jobs(root, general_steps([str(GENERAL_STEPS), *args.general_steps]))
     except ValueError as err:
         parser.error(str(err))
     for task in args.tasks:
