@@ -1,4 +1,5 @@
 """One training run: prepare the run directory, build, train, optionally test the best student."""
+import json
 from pathlib import Path
 
 from process.checkpoint import load_checkpoint
@@ -11,6 +12,15 @@ from process.test_process import efficiency, run_test
 from process.train_process import train
 from utils.efficiency import count_params
 from utils.logging import get_logger
+
+
+def earlier_efficiency(logdir):
+    """The efficiency block an earlier run wrote to this directory's train_summary.json, or None."""
+    path = Path(logdir) / "train_summary.json"
+    try:
+        return json.loads(path.read_text()).get("efficiency")
+    except (OSError, ValueError):
+        return None
 
 
 def train_run(config, info, logdir, checkpoint=None, do_test=False):
@@ -41,8 +51,11 @@ def train_run(config, info, logdir, checkpoint=None, do_test=False):
     if info.is_main:  # issue 6: params, FLOPs/example, examples/s, fraction of the matmul peak, latency
         split = "valid" if "valid" in run.loaders else None
         latency = efficiency(run, split) if split and config.get("eval", "latency_batches") else {}
-        summary["efficiency"] = train_efficiency(run, latency_fields(latency))
-        log_efficiency(run, "train", summary["efficiency"])
+        report = train_efficiency(run, latency_fields(latency))
+        if report is None:  # resumed at its last step: no loop ran, so keep what the training measured
+            report = earlier_efficiency(logdir)
+        summary["efficiency"] = report
+        log_efficiency(run, "train", report)
     if do_test:
         best = Path(logdir) / "checkpoints" / "best.pt"
         if best.is_file():

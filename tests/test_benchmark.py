@@ -207,6 +207,10 @@ def test_kd_hidden_trains_resumes_bitwise_and_reports_efficiency(tmp_path, bench
     assert results["flops_per_example"] < results["student_forward_flops_per_example"]
     saved = json.loads((tmp_path / "full" / "train_summary.json").read_text())
     assert saved["efficiency"]["flops_per_example"] == eff["flops_per_example"]
+    # resumed after its last step (a queue rerunning a finished job): no step runs, the measured block stays
+    again = train_run(load_config(tmp_path / "k.config"), DistInfo(), str(tmp_path / "full"), str(tmp_path / "full"))
+    assert again["steps"] == summary["steps"] and again["efficiency"] == saved["efficiency"]
+    assert json.loads((tmp_path / "full" / "train_summary.json").read_text())["efficiency"] == saved["efficiency"]
 
 
 def test_flops_of_a_tiny_bert_match_the_analytic_count(bench_inputs):
