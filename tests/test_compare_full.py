@@ -112,3 +112,11 @@ def test_distilbert_general_stage_reads_the_mlm_head_fitted_before_it(tmp_path):
     assert "train.max_steps=2000" in head.cmd and head.logdir == tmp_path / "general" / "mlm_head"
     assert student.deps == ["general_mlm_head"] and "train.max_steps=3125" in student.cmd
     assert f"distill.teacher={tmp_path / 'general' / 'mlm_head' / 'student'}" in student.cmd
+
+
+def test_tinybert_on_the_transfer_set_takes_both_twins_along(tmp_path):
+    jobs = {j.name: j for j in compare_full.task_jobs(tmp_path, "SST-2", [2], 2, 4, ["tinybert"], stage_steps=2105)}
+    assert {"s2_SST-2_tinybert_baseline_tang", "s2_SST-2_baseline_tang"} <= set(jobs) and "s2_SST-2_kd_tang" not in jobs
+    aug = f"data.aug_file={tmp_path / 'aug' / 'SST-2' / 'tang.tsv'}"
+    assert aug in jobs["s2_SST-2_baseline_tang"].cmd and aug in jobs["s2_SST-2_tinybert_tang"].cmd
+    assert jobs["s2_SST-2_tinybert_tang"].deps == ["s2_SST-2_tinybert_intermediate_tang", "SST-2_aug"]

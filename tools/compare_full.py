@@ -83,10 +83,11 @@ def general_jobs(root, steps):
     ]
 
 
-# each method's twin and first stage: a method on the transfer set takes them along
+# each method's twins and first stage: a method on the transfer set takes them along. TinyBERT's second twin is
+# `baseline`, the first pretrained layers: its general stage starts there, so that is the student that never met a teacher
 TWINS = {"kd": ["baseline"], "pkd": ["pkd_baseline"], "minilmv2": ["baseline"], "distilbert": ["distilbert_baseline"],
          "theseus": ["theseus_phase1", "theseus_baseline", "theseus_pretrained_baseline"],
-         "tinybert": ["tinybert_intermediate", "tinybert_baseline"]}
+         "tinybert": ["tinybert_intermediate", "tinybert_baseline", "baseline"]}
 
 
 def transfer_set_variants(spec, methods, aug_job, tang, no_aug):
