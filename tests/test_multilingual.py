@@ -507,7 +507,10 @@ def test_every_shipped_config_loads(path):
 @pytest.mark.parametrize("path", [p for p in SHIPPED if p.name.startswith("xlmr_")], ids=lambda p: p.name)
 def test_xlmr_configs_name_the_missing_weights(path):
     from process.init_process import init_all
+    from utils.paths import data_root
     config = load_config(path, ["data.max_examples=8"])
+    if not (data_root(config) / "multi30k" / "train.en").is_file():  # the data loads before the weights are looked for
+        pytest.skip(f"Multi30k not found under {data_root(config)}")
     with pytest.raises(ConfigError, match=r"^\[(distill\] teacher|model\] pretrained) = (\./models/|runs/multilingual/xlmr/)"
                                           r"\S+: no such directory") as err:
         init_all(config, DistInfo(), "train")
