@@ -1,1 +1,1 @@
-"""Side-by-side performance benchmark (issue 6): python benchmarks/run.py --help."""
+"""Side-by-side performance benchmark (docs/PERFORMANCE.md): python benchmarks/run.py --help."""

@@ -5,15 +5,9 @@ With avx512_bf16/AMX oneDNN runs bf16 natively and it pays; without (AVX2 only) 
     python benchmarks/bf16_step.py --threads 1 --repeats 2
 """
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
-
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 
 def step_seconds(model, ids, bf16):
@@ -30,7 +24,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    from model.hf_loader import resolve_model_path
+    from pretrained.loading import resolve_model_path
     from transformers import AutoModel
     model = AutoModel.from_pretrained(resolve_model_path("sentence-transformers/all-MiniLM-L6-v2"))
     ids = torch.randint(1000, 20000, (64, 20), generator=torch.Generator().manual_seed(0))
@@ -42,4 +36,6 @@ def main():
 
 
 if __name__ == "__main__":
+    from pretrained.offline import go_offline
+    go_offline()
     main()

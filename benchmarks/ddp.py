@@ -1,6 +1,6 @@
 """A 2-process gloo DDP run of train.py (torch.distributed.run, one thread per process) against the same
 job on one process with one thread: scaling efficiency = examples/s(2 procs) / (2 x examples/s(1 proc)).
-examples/s is the train loop's own figure from train_summary.json (utils/perf.py)."""
+examples/s is the train loop's own figure from train_summary.json (efficiency/perf.py)."""
 import json
 import os
 import subprocess
@@ -19,7 +19,7 @@ def launch(job, procs, work):
     config = work / f"ddp{procs}.config"
     examples = job["steps"] * job["batch_size"] * procs  # one epoch of `steps` batches per rank
     config.write_text(config_text(dict(job, examples=examples, loss="kd_hidden", mode="as_shipped"), work / "data", logdir))
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     args = ["train.py", "--config", str(config), "--logdir", str(logdir)]
     cmd = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}"] + args
            + ["--distributed"]) if procs > 1 else [sys.executable] + args

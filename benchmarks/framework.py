@@ -74,5 +74,5 @@ def run(job):
     student = run.model.student_model()
     return finish(job, clock, student, run.tokenizer,
                   {"teacher_cache_s": round(cache_s, 2), "mean_padded_length": round(run.perf.mean_length() or 0, 2),
-                   "teacher_cached": run.model._frozen.get("teacher_logits") is not None,
+                   "teacher_cached": run.model.teacher_logits_cached,
                    "cls_only_last_layer": run.model.cls_only})

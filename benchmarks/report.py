@@ -1,4 +1,4 @@
-"""The benchmark's markdown table and its target checks (issue 6)."""
+"""The benchmark's markdown table and its target checks (docs/PERFORMANCE.md)."""
 
 NAMES = {"framework": "KD-Worker", "plain": "plain loop", "brewer": "TextBrewer"}
 

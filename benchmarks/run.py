@@ -1,4 +1,4 @@
-"""Side-by-side benchmark (issue 6): the same distillation job run by this framework, a plain PyTorch loop and
+"""Side-by-side benchmark (docs/PERFORMANCE.md): the same distillation job run by this framework, a plain PyTorch loop and
 TextBrewer's GeneralDistiller; prints a markdown table and writes JSON.
 
   python benchmarks/run.py --threads 2 --out runs/benchmark/results.json
@@ -22,14 +22,12 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from benchmarks.report import markdown, targets  # noqa: E402
+from benchmarks.report import markdown, targets
 
 TOOLS = ("framework", "plain", "brewer")
 # opt-in framework jobs (--extras): the bf16 and compile keys, and the same-batches kd job with the full last layer
-# (what the loop alone gains on identical batches, without model/cls_only.py)
+# (what the loop alone gains on identical batches, without efficiency/cls_only.py)
 EXTRAS = {"bf16": {"mode": "as_shipped", "loss": "kd_hidden", "cache": True, "precision": "bf16"},
           "compile": {"mode": "as_shipped", "loss": "kd_hidden", "cache": True, "compile": True},
           "full_last_layer": {"mode": "same_batches", "loss": "kd", "cache": False,
@@ -75,7 +73,8 @@ def parse(argv=None):
 def prepare_models(args, work):
     """(teacher dir, student dir, note): the student is cut and saved once so every tool starts from it."""
     import torch
-    from model.hf_loader import cut_layers, load_classifier, resolve_model_path
+    from model.parts.student import cut_layers
+    from pretrained.loading import load_classifier, resolve_model_path
     from utils.errors import ConfigError
     note = None
     try:
@@ -87,18 +86,18 @@ def prepare_models(args, work):
         model = load_classifier(resolve_model_path(args.student_source), "--student_source", num_labels=2)
         teacher = str(work / "teacher")
         model.save_pretrained(teacher)
-        from model.hf_loader import load_tokenizer
+        from pretrained.loading import load_tokenizer
         load_tokenizer(resolve_model_path(args.student_source)).save_pretrained(teacher)
     torch.manual_seed(args.seed)
     source = load_classifier(resolve_model_path(args.student_source), "--student_source", num_labels=2,
                              ignore_mismatched_sizes=True)
     student = cut_layers(source, list(range(args.student_layers))) if args.student_layers < source.config.num_hidden_layers else source
-    from model.hf_loader import load_tokenizer
+    from pretrained.loading import load_tokenizer
     path = work / "student"
     student.save_pretrained(path)
     load_tokenizer(resolve_model_path(args.student_source)).save_pretrained(path)
     from transformers import AutoConfig
-    from model.layer_map import tinybert_layer_map
+    from model.parts.layer_map import tinybert_layer_map
     n_t = AutoConfig.from_pretrained(teacher).num_hidden_layers
     pairs = [[m + 1, t + 1] for m, t in enumerate(tinybert_layer_map(n_t, student.config.num_hidden_layers))]
     return teacher, str(path), pairs, note
@@ -207,4 +206,6 @@ def write(out, path):
 
 
 if __name__ == "__main__":
+    from pretrained.offline import go_offline
+    go_offline()
     main()

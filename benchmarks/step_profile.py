@@ -3,21 +3,16 @@ batches" mode): teacher forward, student forward + backward, and gradient clippi
 torch.optim.AdamW's defaults (the plain loop), fused, and fused with the clip inside the kernel (KD-Worker).
 Bounds what a loop can gain on identical batches: only the non-matmul part differs between loops, except
 that for logits-only KD KD-Worker runs the last layer of teacher and student for [CLS] only
-(model/cls_only.py), timed here too.
+(efficiency/cls_only.py), timed here too.
 
   python benchmarks/step_profile.py --threads 2"""
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 
 def median_ms(fn, repeats):
@@ -45,7 +40,7 @@ def main(argv=None):
              if k != "labels"}
     student.train()
 
-    from model.cls_only import cls_only_last_layer
+    from efficiency.cls_only import cls_only_last_layer
 
     def teacher_forward(hidden=True, cls_only=False):
         with torch.inference_mode(), cls_only_last_layer(teacher, cls_only):
@@ -82,4 +77,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    from pretrained.offline import go_offline
+    go_offline()
     main()

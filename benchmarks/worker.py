@@ -21,6 +21,7 @@ def main(job_path, out_path):
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(REPO))
+    from pretrained.offline import go_offline
+    go_offline()
     os.chdir(REPO)
     main(sys.argv[1], sys.argv[2])

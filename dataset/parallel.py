@@ -11,7 +11,7 @@ sentence regresses on the teacher's embedding of itself with no in-batch term (s
 rec_bottle_distill, taught by the multilingual stage-1 model): general-domain text keeps the compressed student's
 encoder general where the parallel captions alone would narrow it. Two consecutive sentences share a row, so a
 row still holds two sentences; the pairing carries no meaning for those losses, and the models that would read it
-as a translation refuse the key (model/multistage.py).
+as a translation refuse the key (model/parts/sentence_embedding.py).
 Each set becomes a group (named by the target file's extension for SRC|TGT, e.g. `de`, `deu`, else
 `<folder>-<stem>`, e.g. `STS-B-dev`) that the multilingual evaluator scores on its own. Distinct sentences are
 numbered (`texts`, `src_id`, `tgt_id`) so the teacher embeds each one once (process/embedding_cache.py)."""

@@ -12,7 +12,7 @@ import functools
 import sys
 import weakref
 
-from model.features import encoder_layers
+from pretrained.structure import encoder_layers
 
 CLS_HEADS = ("BertForSequenceClassification", "RobertaForSequenceClassification",
              "XLMRobertaForSequenceClassification")

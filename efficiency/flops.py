@@ -1,4 +1,4 @@
-"""FLOPs of the matching models (seed 002's eval_flops_*), counted analytically and measured.
+"""FLOPs of the matching models (the VIRT authors' eval_flops_* scripts), counted analytically and measured.
 
 Convention (the same as torch.utils.flop_counter.FlopCounterMode): a multiply-add is 2 FLOPs and only
 matrix products count (linear layers, attention q k^T and A v); embeddings lookups, softmax, LayerNorm,

@@ -1,7 +1,7 @@
 """Efficiency report of a train or test run: parameters, FLOPs per example at the measured mean length,
 measured examples/s, achieved FLOP/s and its fraction of this machine's measured matmul peak.
 
-FLOPs follow utils/flops.py (FlopCounterMode convention: matmuls only, multiply-add = 2). The formula: a
+FLOPs follow efficiency/flops.py (FlopCounterMode convention: matmuls only, multiply-add = 2). The formula: a
 training example costs 3x the student's forward (forward + backward) plus one teacher forward unless the
 teacher's logits come from the cache. Methods that run less than that (an MLM head on the masked rows only,
 a frozen encoder without backward, Theseus' hybrid of predecessor and successor blocks) are corrected by one
@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from utils.flops import counted_flops, dummy_tower, measured_flops
+from efficiency.flops import counted_flops, dummy_tower, measured_flops
 
 
 Peak = collections.namedtuple("Peak", "per_s per_cpu_s")
@@ -45,9 +45,9 @@ def matmul_peak(device="cpu", dtype=torch.float32, size=1024, repeats=8):
 
 def forward_flops(model, length, cls_only=False):
     """FLOPs of one forward of an HF encoder / classifier over `length` tokens (batch 1), its last layer for
-    [CLS] only when cls_only (model/cls_only.py); None when the model does not take input_ids (word-level
+    [CLS] only when cls_only (efficiency/cls_only.py); None when the model does not take input_ids (word-level
     students, two-tower models)."""
-    from model.cls_only import cls_only_last_layer
+    from efficiency.cls_only import cls_only_last_layer
     if model is None or length is None:
         return None
     try:
@@ -70,7 +70,7 @@ def train_step_flops(model, batch):
     try:
         clone = copy.deepcopy(model)
         clone.train()
-        frozen = [m for m in getattr(clone, "_frozen", {}).values() if isinstance(m, torch.nn.Module)]
+        frozen = clone.frozen_modules()
         device = next(clone.parameters()).device
         devices = [device] if device.type == "cuda" else []
         batch = {k: v.to(device) for k, v in batch.items()}
@@ -136,7 +136,7 @@ def efficiency_report(student, teacher, mean_length, examples_per_s, flops_facto
     exactly the formula: its full student forward and backward and the teacher's forward).
     examples_per_cpu_s: one process's examples per second of its CPU time; on CPU the fraction of the peak is then
     taken per CPU second on both sides (a matmul of `dtype` on `device`), else per wall second."""
-    from utils.efficiency import count_params
+    from efficiency.counts import count_params
 
     @functools.cache
     def flops(model, length, last_cls):  # each forward counted once per report

@@ -1,7 +1,7 @@
 """Masked-LM evaluator: accuracy and loss over all masked positions of the split.
 
 MLM methods return, per example, [summed CE, correct predictions, masked positions] as "logits"
-(model/masked_lm.py), so ranks gather small fixed-size rows instead of (L, vocab) logits, and the
+(model/parts/masked_lm.py), so ranks gather small fixed-size rows instead of (L, vocab) logits, and the
 metrics are token-weighted over the whole split, not a mean of per-batch means."""
 import math
 

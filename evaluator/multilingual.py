@@ -6,7 +6,7 @@
 - STS Spearman (`<set>_spearman`) of cos(student(sentence1), student(sentence2)) against the gold score.
 Aggregates: `accuracy` (mean retrieval accuracy), `mse`, `spearman` (means over sets of that kind).
 
-Input: logits (N, 3H) = [student source | student target | teacher source] (model/multistage.py),
+Input: logits (N, 3H) = [student source | student target | teacher source] (model/parts/sentence_embedding.py),
 labels (N, 2) = [group number, score or nan] (dataset/parallel.py)."""
 import numpy as np
 

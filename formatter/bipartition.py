@@ -1,4 +1,4 @@
-"""Text pairs -> fixed-length bipartition batches for text matching (seed 002, VIRT).
+"""Text pairs -> fixed-length bipartition batches for text matching (VIRT, Li et al. 2022).
 
 Each text gets a fixed-length tower sequence with its padding BEFORE the final [SEP]:
     query tower  (length Lq): [CLS] a... [PAD]... [SEP]
@@ -17,24 +17,15 @@ a_attention_mask (query tower), b_input_ids / b_attention_mask (doc tower), labe
 import torch
 
 from formatter.labels import add_labels
-from model.hf_loader import load_tokenizer
-from model.student import student_tokenizer_source
+from pretrained.loading import load_tokenizer
+from pretrained.sources import student_tokenizer_source
 from utils.errors import ConfigError, DataError
-
-
-def tower_lengths(config):
-    """(Lq, Ld) from [match], falling back to [data] max_seq_length; each must hold [CLS] x [SEP]."""
-    lengths = []
-    for key in ("max_seq_length_query", "max_seq_length_doc"):
-        value = config.get("match", key) or config.get("data", "max_seq_length")
-        if value < 3:
-            raise ConfigError(f"{config.source('match', key)}: [match] {key} = {value}: a tower needs at least 3 tokens "
-                              "([CLS] text [SEP])")
-        lengths.append(value)
-    return tuple(lengths)
+from utils.tower_lengths import tower_lengths
 
 
 class BipartitionFormatter:
+    reads_word_vocab = False  # token-level: the run's word vocabulary is not passed
+
     def __init__(self, config, mode):
         self.mode = mode
         self.tokenizer = load_tokenizer(student_tokenizer_source(config))

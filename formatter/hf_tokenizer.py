@@ -6,15 +6,13 @@ teacher_input_ids / teacher_attention_mask / teacher_token_type_ids.
 import torch
 
 from formatter.labels import add_labels
-from model.hf_loader import load_tokenizer
-from model.student import student_tokenizer_source, teacher_tokenizer_source
-
-
-def same_vocab(a, b):
-    return a is b or (type(a) is type(b) and a.get_vocab() == b.get_vocab())
+from pretrained.loading import load_tokenizer
+from pretrained.sources import same_vocab, student_tokenizer_source, teacher_tokenizer_source
 
 
 class HFTokenizerFormatter:
+    reads_word_vocab = False  # token-level: the run's word vocabulary is not passed
+
     def __init__(self, config, mode):
         self.mode = mode
         self.max_length = config.get("data", "max_seq_length")

@@ -3,7 +3,7 @@ task loss leaves out (NO_LABEL for classes, NaN for regression scores), so a bat
 hard term on its labeled rows and the teacher's soft term on all of them."""
 import torch
 
-NO_LABEL = -100  # F.cross_entropy's ignore_index convention
+from utils.labels import NO_LABEL
 
 
 def label_tensor(labels):

@@ -13,8 +13,8 @@ pre-generated data with one duplicate, not RoBERTa's dynamic masking.)
 """
 import torch
 
-from model.hf_loader import load_tokenizer
-from model.student import student_tokenizer_source
+from pretrained.loading import load_tokenizer
+from pretrained.sources import student_tokenizer_source
 from utils.errors import ConfigError
 
 SPLIT_SALT = {"train": 0, "valid": 1, "test": 2}
@@ -38,6 +38,8 @@ def _probability(config, key):
 
 
 class MLMFormatter:
+    reads_word_vocab = False  # token-level: the run's word vocabulary is not passed
+
     def __init__(self, config, mode):
         self.mode = mode
         self.max_length = config.get("data", "max_seq_length")

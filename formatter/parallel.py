@@ -6,12 +6,13 @@ the teacher's vocabulary, only when it differs), labels (B, 2) = [group, score o
 tgt_text_id (rows of the teacher-embedding table) and index."""
 import torch
 
-from formatter.hf_tokenizer import same_vocab
-from model.hf_loader import load_tokenizer
-from model.student import student_tokenizer_source, teacher_tokenizer_source
+from pretrained.loading import load_tokenizer
+from pretrained.sources import same_vocab, student_tokenizer_source, teacher_tokenizer_source
 
 
 class ParallelFormatter:
+    reads_word_vocab = False  # token-level: the run's word vocabulary is not passed
+
     def __init__(self, config, mode):
         self.mode = mode
         self.max_length = config.get("data", "max_seq_length")

@@ -1,7 +1,7 @@
 """word_vocab: word-level batches for word-embedding students (Distilled-BiLSTM, Tang et al. 2019).
 
-The vocabulary is rebuilt from the run's training split every time (train, valid, test, test.py), so no
-file has to travel with a checkpoint: lower-cased text, split by `_WORD` into words and punctuation; the
+The vocabulary is built once per run from its training split (init/word_vocab.py, in train, valid, test and
+test.py alike, so no file has to travel with a checkpoint) and handed to this formatter and to the student: lower-cased text, split by `_WORD` into words and punctuation; the
 `[word_vocab] vocab_size` most frequent words, ties broken alphabetically, after <pad>=0, <unk>=1 and
 <sep>=2. It counts the training rows the run reads (`[data] max_examples` applies) but never the augmented
 rows of `[data] use_aug` (the same words, re-counted) or the unlabeled rows of `[data] transfer_file`: the
@@ -17,7 +17,6 @@ Batches carry the student's `word_ids` (B, L) padded with <pad> to the longest i
 as teacher_input_ids / teacher_attention_mask / teacher_token_type_ids (`[data] max_seq_length`).
 """
 import collections
-import copy
 import json
 import re
 from pathlib import Path
@@ -25,10 +24,8 @@ from pathlib import Path
 import torch
 
 from formatter.labels import add_labels
-from model.hf_loader import load_tokenizer
-from model.student import teacher_tokenizer_source
-from utils.errors import ConfigError
-from utils.paths import data_file
+from pretrained.loading import load_tokenizer
+from pretrained.sources import teacher_tokenizer_source
 
 PAD, UNK, SEP = "<pad>", "<unk>", "<sep>"
 MASK_WORD = "[mask]"
@@ -90,41 +87,12 @@ class WordVocab:
         return cls(data["words"], data["max_length"])
 
 
-_CACHE = {}
-
-
-def _positive(config, key):
-    value = config.get("word_vocab", key)
-    if value < 1:
-        raise ConfigError(f"{config.source('word_vocab', key)}: [word_vocab] {key} = {value}: expected at least 1")
-    return value
-
-
-def vocab_for(config):
-    """The run's vocabulary, built from its training split (cached per config and file state, so the
-    formatters of every split and the model share one build)."""
-    from init.registry import dataset_list, lookup  # registry imports this module
-
-    size, max_length = _positive(config, "vocab_size"), _positive(config, "max_length")
-    path = data_file(config, "train")
-    stat = path.stat() if path.is_file() else None
-    data_keys = tuple((k, repr(config.get("data", k))) for k in sorted(config.schema["data"]) if k not in ("use_aug", "aug_file", "transfer_file"))
-    key = (data_keys, str(path), stat and (stat.st_mtime_ns, stat.st_size), size, max_length)
-    if key not in _CACHE:
-        plain = copy.deepcopy(config)
-        plain.set("data", "use_aug", False)
-        plain.set("data", "transfer_file", "")
-        dataset = lookup(dataset_list, plain, "data", "train_dataset_type")(plain, "train")
-        texts = (t for i in range(len(dataset)) for t in (dataset[i]["text_a"], dataset[i]["text_b"]) if t)
-        _CACHE.clear()
-        _CACHE[key] = WordVocab.build(texts, size, max_length)
-    return _CACHE[key]
-
-
 class WordVocabFormatter:
-    def __init__(self, config, mode):
+    reads_word_vocab = True  # init builds the run's WordVocab once and passes it here and to the student
+
+    def __init__(self, config, mode, word_vocab):
         self.mode = mode
-        self.tokenizer = vocab_for(config)
+        self.tokenizer = word_vocab
         teacher = teacher_tokenizer_source(config)
         self.teacher_tokenizer = load_tokenizer(teacher, "[distill] teacher") if teacher else None
         self.teacher_max_length = config.get("data", "max_seq_length")

@@ -1,12 +1,23 @@
-"""Base of every method: a trainable `student` (what DDP wraps and the optimizer sees) and a
-frozen teacher kept out of parameters(), state_dict() and DDP."""
+"""The method contract: every member the loop (process/) reads of a method, declared here once with its default
+and meaning. A method is a `DistillModel` in its own file under model/; process/ reads it only through these
+members, never through getattr with a default.
+
+forward(batch) returns a dict; the keys the loop and the evaluators read:
+  "loss"          scalar to minimise (training; evaluation may report it too)
+  "loss_<part>"   named parts of the loss, logged as they are (e.g. loss_kd, loss_hard, loss_hidden, loss_att)
+  "logits"        what evaluators score: class logits, a regression value, or (sentence embeddings) the
+                  concatenated embeddings the multilingual evaluator splits
+  "eval_labels"   (optional) what the evaluator compares with instead of batch["labels"] (masked-LM methods:
+                  one label per example, not the (B, L) masked ids)
+Trainable state: `self.student` (what is exported) plus any heads a method registers beside it; the frozen teacher
+is kept out of parameters(), state_dict() and DDP."""
 import torch
 from torch import nn
 
-from model.cls_only import cls_only_last_layer
+from efficiency.cls_only import cls_only_last_layer
 
 STUDENT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
-WORD_KEYS = ("word_ids", "word_lengths")  # word-level students (formatter/word_vocab.py, model/bilstm.py)
+WORD_KEYS = ("word_ids", "word_lengths")  # word-level students (formatter/word_vocab.py, model/parts/bilstm.py)
 
 
 def unwrap(module):
@@ -35,10 +46,19 @@ class DistillModel(nn.Module):
     registered modules, is never broadcast or reduced. Checkpoints hold "student" (what is exported)
     and "heads" (everything else registered)."""
 
-    find_unused_parameters = False  # methods that skip trainable modules on some steps (Theseus) set True
-    # what one training example costs, for the efficiency report (process/efficiency_report.py)
+    # --- what the loop reads (process/), each with its default ------------------------------------------------
+    find_unused_parameters = False  # DDP: True where some trainable modules skip steps (Theseus' replaced blocks)
+    caches_teacher_logits = False  # the teacher term needs logits only: the loop may fill a teacher-logit cache
+    uses_hidden = False  # training reads the teacher's hidden states (no logit cache; efficiency report counts it)
+    learns_without_labels = False  # rows without gold labels (a transfer set) still train it (the teacher labels them)
+    hidden_reads_cls_only = False  # the hidden states it reads are position 0 only (PKD), so the last layer may be [CLS]-only
+    two_tower = False  # text matching with separate towers: the test also scores through cached documents
+    reads_word_ids = False  # a word-level student: init builds the word vocabulary once and passes it as `word_vocab`
+    uses_teacher_table = False  # training reads teacher sentence embeddings from a table the loop builds first
+    # what one training example costs, for the efficiency report (efficiency/report.py)
     student_forwards_per_train_example = 3  # forward + backward of the student
     teacher_runs_in_train_step = True  # unless cached logits serve it; False where the teacher is never run in training
+    cls_only = False  # logits-only forwards run the last layer for [CLS] only (set by use_cls_only)
 
     def __init__(self):
         super().__init__()
@@ -66,10 +86,6 @@ class DistillModel(nn.Module):
             self.teacher.to(*args, **kwargs)
         return self
 
-    caches_teacher_logits = False  # methods whose teacher term needs logits only (KD family) set True
-    cls_only = False  # logits-only forwards run the last layer for [CLS] only (set by use_cls_only)
-    hidden_reads_cls_only = False  # methods that read only position 0 of every hidden state (PKD) set True
-
     def use_cls_only(self, config):
         """[train] cls_only_last_layer, except under torch.compile (installing the layer's forward per call would recompile)."""
         self.cls_only = config.get("train", "cls_only_last_layer") and not config.get("train", "compile")
@@ -81,6 +97,45 @@ class DistillModel(nn.Module):
     def set_teacher_cache(self, logits):
         """(N, labels) teacher logits by training-example index (process/teacher_cache.py)."""
         self._frozen["teacher_logits"] = logits
+
+    def frozen_modules(self):
+        """The frozen modules a method runs (teacher, embedding teacher, ...): counted by the FLOPs report, never trained."""
+        return [m for m in self._frozen.values() if isinstance(m, nn.Module)]
+
+    @property
+    def teacher_logits_cached(self):
+        """Whether training batches read the teacher's logits from the cache instead of running it."""
+        return self._frozen.get("teacher_logits") is not None
+
+    # --- teacher sentence-embedding table (uses_teacher_table methods; process/teacher_cache.py builds it) -------
+    def teacher_table_rows(self, dataset):
+        """Row ids of dataset.texts whose teacher embedding the loss reads."""
+        raise NotImplementedError(f"{type(self).__name__} reads no teacher table")
+
+    def teacher_table_fingerprint(self):
+        """A string naming everything that changes the table's content besides the texts (teacher files, settings)."""
+        raise NotImplementedError(f"{type(self).__name__} reads no teacher table")
+
+    def embed_texts(self, texts):
+        """(n, H) teacher embeddings of raw texts: the table's only source."""
+        raise NotImplementedError(f"{type(self).__name__} reads no teacher table")
+
+    def set_teacher_table(self, table):
+        """(len(dataset.texts), H) teacher embeddings by text id, rows the loss never reads left zero."""
+        self._frozen["teacher_table"] = table
+
+    # --- evaluation and reporting hooks ----------------------------------------------------------------------
+    def analytic_flops(self):
+        """FLOPs per query split offline / online (text-matching methods, efficiency/flops.py), or None."""
+        return None
+
+    def encode_docs(self, inputs):
+        """two_tower methods: the document tower's cacheable output for a batch of documents."""
+        raise NotImplementedError(f"{type(self).__name__} is not a two-tower model")
+
+    def score(self, query_inputs, docs):
+        """two_tower methods: logits of queries against their documents' cached outputs."""
+        raise NotImplementedError(f"{type(self).__name__} is not a two-tower model")
 
     def teacher_forward(self, batch):
         """The teacher's logits, always computed (the cache's own source)."""

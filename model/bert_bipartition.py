@@ -1,4 +1,4 @@
-"""bert_bipartition: the cross-encoder teacher of seed 002 (VIRT's interaction model).
+"""bert_bipartition: the cross-encoder teacher of VIRT (Li et al. 2022; its interaction model).
 
 Fine-tunes a BERT-family encoder on text pairs laid out by formatter/bipartition.py,
 [CLS] a... [PAD]... [SEP] b... [PAD]... [SEP], with the sentence vector = mean over the valid (non-PAD)
@@ -8,13 +8,13 @@ to pool its outputs the same way. Its [CLS] pooler stays (unused under mean pool
 find_unused_parameters) so that plain HF loading and forward still work."""
 import torch
 
-from formatter.bipartition import tower_lengths
 from model.base import DistillModel
-from model.loss import task_loss
-from model.match_common import check_bert_classifier, check_positions, joint_inputs, pooled_logits
-from model.student import build_student
+from model.parts.loss import task_loss
+from model.parts.match_common import check_bert_classifier, check_positions, joint_inputs, pooled_logits
+from model.parts.student import build_student
 from utils.errors import ConfigError
-from utils.flops import dummy_tower, encoder_flops, linear_flops
+from utils.tower_lengths import tower_lengths
+from efficiency.flops import dummy_tower, encoder_flops, linear_flops
 
 
 class BertBipartition(DistillModel):

@@ -1,8 +1,8 @@
 """bert_cls: fine-tune any HF encoder with a classification/regression head (teachers and no-teacher baselines)."""
 from model.base import DistillModel, student_inputs
-from model.cls_only import cls_only_last_layer
-from model.loss import task_loss
-from model.student import build_student
+from efficiency.cls_only import cls_only_last_layer
+from model.parts.loss import task_loss
+from model.parts.student import build_student
 from utils.errors import ConfigError
 
 

@@ -5,16 +5,16 @@ parallel data. The shared layers (copied from the pretrained model, frozen here)
 the starting point of stage 3 (`init_from`)."""
 import torch
 
-from model.loss import hidden_mse_loss
-from model.multistage import SentenceDistill
-from model.recurrent_student import albert_embedding_output
+from model.parts.loss import hidden_mse_loss
+from model.parts.sentence_embedding import SentenceDistill
+from model.parts.recurrent_student import albert_embedding_output
 from utils.errors import ConfigError
 
 
 class BottleDistill(SentenceDistill):
     recurrent = True
     bottleneck = True
-    uses_table = False  # the target is the pretrained embedding layer, computed live (it is one lookup)
+    uses_teacher_table = False  # the target is the pretrained embedding layer, computed live (it is one lookup)
     student_forwards_per_train_example = 0  # embedding lookups only: the shared layers never run in training
 
     def make_student(self, source, config):

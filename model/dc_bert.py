@@ -1,5 +1,5 @@
 """dc_bert: DC-BERT (Zhang et al. 2020, "DC-BERT: Decoupling Question and Document for Efficient Contextual
-Encoding"), in seed 003's "teacher and student trained together" family.
+Encoding"), in the XiaoIce distillation framework's "teacher and student trained together" family.
 
 The fine-tuned cross-encoder teacher ([distill] teacher, e.g. a bert_bipartition run) is cut in two:
 - decoupled towers = the teacher's bottom layers (teacher layers - num_interaction_layers of them, or
@@ -9,30 +9,30 @@ The fine-tuned cross-encoder teacher ([distill] teacher, e.g. a bert_bipartition
   transformer: the two towers' token states are concatenated, given DC-BERT's global position and segment
   embeddings (initialised from the teacher's position / token-type tables and LayerNorm), and run through
   num_interaction_layers transformer layers copied from the teacher, the top one from teacher layer
-  `copy_from_bert_layer_num` (-1 = the last, seed 003's default) and the others the layers below it; then mean
+  `copy_from_bert_layer_num` (-1 = the last, that framework's default) and the others the layers below it; then mean
   pooling over valid tokens and a copy of the teacher's classifier.
   linear: no token interaction; [u, v, |u-v|, u*v] of the mean-pooled towers -> linear + tanh -> a copy of the
   teacher's classifier.
-Training is one fine-tuning stage in which the frozen teacher runs beside the student on every batch (seed 003
-framework 1: no separate distillation stage): loss = hard_weight * CE + soft_weight * soft loss to the teacher's
+Training is one fine-tuning stage in which the frozen teacher runs beside the student on every batch (that
+framework's first family: no separate distillation stage): loss = hard_weight * CE + soft_weight * soft loss to the teacher's
 logits ([distill] kd_loss, temperature)."""
 import copy
 
 import torch
 from torch import nn
 
-from formatter.bipartition import tower_lengths
 from model.base import DistillModel
-from model.features import encoder_layers
-from model.hf_loader import cut_layers
-from model.layer_map import select_layers
-from model.loss import soft_loss, task_loss
-from model.match_common import (check_positions, drop_pooler, export_heads, joint_inputs, load_match_teacher, mean_pool,
+from model.parts.features import encoder_layers
+from model.parts.student import cut_layers
+from model.parts.layer_map import select_layers
+from model.parts.loss import soft_loss, task_loss
+from model.parts.match_common import (check_positions, drop_pooler, export_heads, joint_inputs, load_match_teacher, mean_pool,
                                 pair_features, teacher_logits, tower_inputs)
 from model.theseus import extended_mask
 from model.virt import require_bipartition
 from utils.errors import ConfigError
-from utils.flops import dummy_tower, encoder_flops, encoder_layer_flops, linear_flops
+from utils.tower_lengths import tower_lengths
+from efficiency.flops import dummy_tower, encoder_flops, encoder_layer_flops, linear_flops
 
 
 class DCBert(DistillModel):

@@ -14,16 +14,16 @@ examples/research_projects/distillation/distiller.py on masked-LM batches (forma
 - Teacher = a ForMaskedLM with a trained head (the mlm_head stage's export); student = [student]
   (init_from = teacher with every other layer, as DistilBERT took one layer out of two), also a
   ForMaskedLM. Both read the same masked inputs. Task fine-tuning is a later `kd` / `bert_cls` stage
-  with [model] pretrained = this run's export (which carries the teacher's pooler, model/masked_lm.py).
+  with [model] pretrained = this run's export (which carries the teacher's pooler, model/parts/masked_lm.py).
 """
 import torch
 
 from model.base import DistillModel, student_inputs, teacher_inputs
-from model.hf_loader import load_masked_lm, resolve_model_path
-from model.loss import cosine_hidden_loss, hard_ce_loss, soft_kl_loss
-from model.masked_lm import (IGNORE, check_same_vocabulary, encode, head_logits, mlm_eval_output, save_with_pooler,
+from pretrained.loading import load_masked_lm, resolve_model_path
+from model.parts.loss import cosine_hidden_loss, hard_ce_loss, soft_kl_loss
+from model.parts.masked_lm import (IGNORE, check_same_vocabulary, encode, head_logits, mlm_eval_output, save_with_pooler,
                              source_pooler)
-from model.student import build_student
+from model.parts.student import build_student
 from utils.errors import ConfigError
 
 

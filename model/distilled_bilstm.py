@@ -1,6 +1,6 @@
 """distilled_bilstm: Distilled-BiLSTM (Tang et al. 2019), and `bilstm`, its no-teacher twin.
 
-distilled_bilstm is KD (model/kd.py) with a word-level BiLSTM student (model/bilstm.py) fed by the
+distilled_bilstm is KD (model/kd.py) with a word-level BiLSTM student (model/parts/bilstm.py) fed by the
 word_vocab formatter: loss = soft_weight * soft loss + hard_weight * CE, where Tang's soft loss is the
 MSE between student and teacher logits (`[distill] kd_loss = mse`, as the shipped configs set; `kl`
 stays available). The teacher reads its own BERT inputs (teacher_* batch keys).
@@ -10,31 +10,36 @@ only, as bert_cls does for transformer students.
 """
 from model.base import DistillModel
 from model.bert_cls import BertCls
-from model.bilstm import build_bilstm
+from model.parts.bilstm import build_bilstm
 from model.kd import KD
 from utils.errors import ConfigError
 
 
-def _check_formatter(config):
-    if config.get("data", "formatter_type") != "word_vocab":
+def _check_vocab(config, word_vocab):
+    """The run's word vocabulary, which only the word_vocab formatter makes (init/word_vocab.py builds it once)."""
+    if config.get("data", "formatter_type") != "word_vocab" or word_vocab is None:
         raise ConfigError(f"{config.source('data', 'formatter_type')}: [data] formatter_type = "
                           f"{config.get('data', 'formatter_type')}: model '{config.get('model', 'model_name')}' reads "
                           "word ids; set word_vocab")
+    return word_vocab
 
 
 class DistilledBiLSTM(KD):
-    def __init__(self, config):
-        _check_formatter(config)
+    reads_word_ids = True
+
+    def __init__(self, config, word_vocab=None):
+        self._vocab = _check_vocab(config, word_vocab)  # read by make_student inside KD.__init__
         super().__init__(config)
 
     def make_student(self, config, num_labels):
-        return build_bilstm(config, num_labels, self.teacher)
+        return build_bilstm(config, num_labels, self._vocab, self.teacher)
 
 
 class BiLSTMCls(BertCls):
     """The twin: BertCls's forward (logits + gold-label loss) over the BiLSTM student."""
 
-    def __init__(self, config):
-        _check_formatter(config)
+    reads_word_ids = True
+
+    def __init__(self, config, word_vocab=None):
         DistillModel.__init__(self)
-        self.student = build_bilstm(config, config.get("model", "num_labels"))
+        self.student = build_bilstm(config, config.get("model", "num_labels"), _check_vocab(config, word_vocab))

@@ -1,9 +1,9 @@
 """kd: Hinton et al. 2015 knowledge distillation on the output logits (KL*T^2 or logit MSE) plus hard labels."""
 from model.base import DistillModel, student_inputs
-from model.cls_only import cls_only_last_layer
-from model.hf_loader import load_classifier, resolve_model_path
-from model.loss import soft_loss, task_loss
-from model.student import build_student
+from efficiency.cls_only import cls_only_last_layer
+from pretrained.loading import load_classifier, resolve_model_path
+from model.parts.loss import soft_loss, task_loss
+from model.parts.student import build_student
 from utils.errors import ConfigError
 
 
@@ -25,12 +25,9 @@ class KD(DistillModel):
 
     caches_teacher_logits = True  # the soft term needs the teacher's logits only (unless uses_hidden)
     uses_hidden = False  # methods matching intermediate layers set this and override intermediate_loss
-
-    @property
-    def learns_without_labels(self):
-        """Rows without a gold label ([data] transfer_file) can train this model: the teacher's outputs are their
-        target, and the hard term averages over the batch's labeled rows only (model/loss.py task_loss)."""
-        return True
+    # rows without a gold label ([data] transfer_file) train it too: the teacher's outputs are their target, and the
+    # hard term averages over the batch's labeled rows only (model/parts/loss.py task_loss)
+    learns_without_labels = True
 
     def make_student(self, config, num_labels):
         """The trainable student (built after the teacher is set); Distilled-BiLSTM builds a BiLSTM instead."""

@@ -4,8 +4,8 @@ GeneralDistiller with a `hidden_mse` intermediate match). Loss = soft_weight * K
 non-padding tokens, with TinyBERT's uniform map g (6 -> 2 layers: teacher layers 2 and 5, 0-based).
 Student and teacher must have the same width (no projection: that is TinyBERT's job)."""
 from model.kd import KD
-from model.layer_map import tinybert_layer_map
-from model.loss import hidden_mse_loss
+from model.parts.layer_map import tinybert_layer_map
+from model.parts.loss import hidden_mse_loss
 from utils.errors import ConfigError
 
 

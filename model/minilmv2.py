@@ -18,11 +18,11 @@ task stage (`kd` / `bert_cls`) loads through [model] pretrained."""
 import torch
 
 from model.base import DistillModel, student_inputs, teacher_inputs
-from model.features import _projection, capture_qkv, check_layer, encoder_layers
-from model.hf_loader import load_encoder, resolve_model_path
-from model.loss import relation_kl_loss
-from model.masked_lm import check_same_vocabulary
-from model.student import build_student
+from model.parts.features import _projection, capture_qkv, check_layer, encoder_layers
+from pretrained.loading import load_encoder, resolve_model_path
+from model.parts.loss import relation_kl_loss
+from model.parts.masked_lm import check_same_vocabulary
+from model.parts.student import build_student
 from utils.errors import ConfigError
 
 PARTS = (("query", "loss_qq"), ("key", "loss_kk"), ("value", "loss_vv"))

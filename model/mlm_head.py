@@ -5,13 +5,13 @@ The encoder is loaded as ForMaskedLM (the head's transform and output bias are n
 is tied to the word embeddings), everything but the head is frozen and kept in eval mode (the head
 learns the features the teacher will produce, without dropout), and the head is trained with MLM
 cross-entropy at the masked positions. The export is a ForMaskedLM (AutoModelForMaskedLM loads it with
-the head) that also carries the source's pooler (model/masked_lm.py: save_with_pooler)."""
+the head) that also carries the source's pooler (model/parts/masked_lm.py: save_with_pooler)."""
 import torch
 
 from model.base import DistillModel, student_inputs
-from model.hf_loader import load_masked_lm, resolve_model_path
-from model.loss import hard_ce_loss
-from model.masked_lm import IGNORE, encode, head_logits, head_parameters, mlm_eval_output, save_with_pooler, source_pooler
+from pretrained.loading import load_masked_lm, resolve_model_path
+from model.parts.loss import hard_ce_loss
+from model.parts.masked_lm import IGNORE, encode, head_logits, head_parameters, mlm_eval_output, save_with_pooler, source_pooler
 from utils.errors import ConfigError
 
 

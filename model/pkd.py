@@ -2,14 +2,14 @@
 
 Loss = soft_weight * KD(T) + hard_weight * CE + beta * patience, where patience is the squared
 distance between L2-normalised [CLS] states of the student's first k-1 layers and the teacher layers
-chosen by PKD-Skip or PKD-Last (model/layer_map.py). The paper's (1-alpha) CE + alpha KD is
+chosen by PKD-Skip or PKD-Last (model/parts/layer_map.py). The paper's (1-alpha) CE + alpha KD is
 hard_weight = 1-alpha, soft_weight = alpha.
 """
 import torch
 
 from model.kd import KD
-from model.layer_map import pkd_teacher_layers
-from model.loss import patience_loss
+from model.parts.layer_map import pkd_teacher_layers
+from model.parts.loss import patience_loss
 from utils.errors import ConfigError
 
 

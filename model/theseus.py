@@ -12,7 +12,7 @@ predecessor blocks run in the method's mode (dropout on while training; the pape
 hybrid in train mode). Evaluation and export use the successor alone. Phase 2 (fine-tuning the
 successor alone, everything trainable) is a bert_cls stage with `init_from` = this stage.
 
-p follows [theseus] scheduler_type (model/theseus_schedule.py) over the optimizer steps taken so far.
+p follows [theseus] scheduler_type (model/parts/theseus_schedule.py) over the optimizer steps taken so far.
 The method counts its own training forwards (checkpointed as its extra state, so a resumed run
 continues the schedule): step = forwards // gradient_accumulation_steps. This equals the train loop's
 global step except after an epoch that ends mid-accumulation or a skipped non-finite step, where it runs
@@ -24,11 +24,12 @@ import contextlib
 import torch
 
 from model.base import DistillModel, student_inputs
-from model.features import encoder_layers
-from model.hf_loader import cut_layers, load_classifier, num_layers_of, resolve_model_path
-from model.layer_map import select_layers
-from model.loss import task_loss
-from model.theseus_schedule import check_schedule, key_where as _where, replacing_rate
+from model.parts.features import encoder_layers
+from model.parts.student import cut_layers, num_layers_of
+from pretrained.loading import load_classifier, resolve_model_path
+from model.parts.layer_map import select_layers
+from model.parts.loss import task_loss
+from model.parts.theseus_schedule import check_schedule, key_where as _where, replacing_rate
 from utils.errors import ConfigError
 
 

@@ -13,7 +13,7 @@ Transformer-layer loss (general and intermediate), summed over the mapped layers
 + attention_weight * sum_m MSE(A_s^m, A_t^g(m)). A are the unnormalised (pre-softmax) attention
 scores q k^T / sqrt(d), compared head by head, so the head counts must match. Padded positions are
 left out of both MSEs (the released code instead zeroes the masked scores and averages over them).
-g is the uniform map m -> m*N/M (model/layer_map.py) or [tinybert] teacher_layers. The general stage
+g is the uniform map m -> m*N/M (model/parts/layer_map.py) or [tinybert] teacher_layers. The general stage
 uses the same map and losses as the intermediate one: the released general_distill.py matches every
 mapped layer's attention and the embedding + hidden states, as the paper describes.
 
@@ -26,24 +26,21 @@ checkpoints as "heads", not exported with the student). Equal widths compare sta
 import torch
 from torch import nn
 
-from formatter.hf_tokenizer import same_vocab
 from model.base import DistillModel, student_inputs, teacher_inputs
-from model.features import attention_scores, capture_qkv
-from model.hf_loader import load_encoder, load_tokenizer, resolve_model_path
+from model.parts.features import attention_scores, capture_qkv
+from pretrained.loading import load_encoder, load_tokenizer, resolve_model_path
 from model.kd import KD
-from model.layer_map import tinybert_layer_map
-from model.loss import attention_mse_loss, hidden_mse_loss
-from model.student import build_student, student_tokenizer_source, teacher_tokenizer_source
+from model.parts.layer_map import tinybert_layer_map
+from model.parts.loss import attention_mse_loss, hidden_mse_loss
+from model.parts.student import build_student
+from pretrained.sources import same_vocab, student_tokenizer_source, teacher_tokenizer_source
 from utils.errors import ConfigError
 
 QK = ("query", "key")
 
 
 class TinyBERT(KD):
-    @property
-    def learns_without_labels(self):
-        """The general and intermediate stages never read labels; the prediction stage is KD (see model/kd.py)."""
-        return True
+    learns_without_labels = True  # the general and intermediate stages never read labels; the prediction stage is KD
 
     def __init__(self, config):
         self.stage = config.get("tinybert", "stage")

@@ -1,5 +1,5 @@
 """virt: VIRT, representation-based text matching with virtual interaction (Li et al. 2022, "VIRT:
-Improving Representation-based Text Matching via Virtual Interaction"), seed 002.
+Improving Representation-based Text Matching via Virtual Interaction"), following the authors' code.
 
 Student: one encoder applied to each text alone (siamese towers, shared weights; [model] pretrained),
 inputs laid out by formatter/bipartition.py, token states pooled by mean over valid tokens.
@@ -12,12 +12,12 @@ The document tower's output (pooled vector, or token states for late fusion) doe
 so it is computed once per document and cached (encode_docs / score; process/doc_cache.py).
 
 Virtual interaction (use_kd_att): at every aligned layer (student layer m <- teacher layer m*N/M, the
-uniform map of model/layer_map.py) the student's virtual attention x->y is softmax(Q_x K_y^T / sqrt(d))
+uniform map of model/parts/layer_map.py) the student's virtual attention x->y is softmax(Q_x K_y^T / sqrt(d))
 per head, from the student's own query/key projections of tower-x and tower-y token states at that layer
 (what the layer would attend to if the texts met); y->x likewise. Targets are the teacher's cross-attention
 submatrices of the bipartition input, x rows / y columns and the reverse ([match] renormalize_teacher_att:
 renormalised over the other text, default, or raw). Loss: kd_weight_att * sum over layers and both
-directions of the MSE over valid token pairs (model/loss.py virtual_attention_loss). The doc tower's [CLS]
+directions of the MSE over valid token pairs (model/parts/loss.py virtual_attention_loss). The doc tower's [CLS]
 has no counterpart in the teacher's input and is left out. When head counts differ, head-averaged maps are
 compared. Logit distillation: kd_weight_logit * (KL*T^2 and/or MSE). The gold-label cross-entropy is always
 on, as in the seed's code. Without any KD flag no teacher is loaded (the plain two-tower baseline)."""
@@ -27,17 +27,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from formatter.bipartition import tower_lengths
 from model.base import DistillModel
-from model.features import attention_scores, capture_qkv
-from model.layer_map import tinybert_layer_map
-from model.loss import logit_mse_loss, soft_kl_loss, task_loss, virtual_attention_loss
-from model.match_common import (check_positions, drop_pooler, export_heads, joint_inputs, load_match_teacher,
+from model.parts.features import attention_scores, capture_qkv
+from model.parts.layer_map import tinybert_layer_map
+from model.parts.loss import logit_mse_loss, soft_kl_loss, task_loss, virtual_attention_loss
+from model.parts.match_common import (check_positions, drop_pooler, export_heads, joint_inputs, load_match_teacher,
                                 masked_softmax, mean_pool, pair_features, teacher_cross_attention, teacher_logits,
                                 tower_inputs)
-from model.student import build_student
+from model.parts.student import build_student
 from utils.errors import ConfigError
-from utils.flops import dummy_tower, encoder_flops, linear_flops
+from utils.tower_lengths import tower_lengths
+from efficiency.flops import dummy_tower, encoder_flops, linear_flops
 
 QK = ("query", "key")
 
@@ -82,7 +82,7 @@ class VIRT(DistillModel):
         self.model_type, self.pooling = get("model_type"), config.get("match", "pooling_strategy")
         if self.pooling != "mean":
             raise ConfigError(f"{config.source('match', 'pooling_strategy')}: [match] pooling_strategy = {self.pooling}: "
-                              "the two-tower students pool by mean (seed 002)")
+                              "the two-tower students pool by mean (as in the VIRT paper)")
         self.use_att, self.use_kl, self.use_mse = get("use_kd_att"), get("use_kd_logit_kl"), get("use_kd_logit_mse")
         self.w_att, self.w_logit = get("kd_weight_att"), get("kd_weight_logit")
         if self.w_att < 0 or self.w_logit < 0:

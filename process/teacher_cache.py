@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from process.distributed import all_gather_objects
-from process.embedding_cache import read_stored_table, store_table
+from process.embedding_cache import cached_embeddings, read_stored_table, store_table
 from process.eval_process import to_device
 from process.init_process import IndexedDataset, text_length
 from utils.logging import get_logger
@@ -27,7 +27,7 @@ FORMAT = 1
 def wants_cache(run):
     model = run.model
     return (run.config.get("distill", "cache_teacher") and model.teacher is not None
-            and getattr(model, "caches_teacher_logits", False) and not getattr(model, "uses_hidden", False))
+            and model.caches_teacher_logits and not model.uses_hidden)
 
 
 def teacher_batches(run):
@@ -102,11 +102,24 @@ def teacher_logits(run):
     return table
 
 
+def teacher_table(run):
+    """(len(texts), H) teacher sentence embeddings by text id for uses_teacher_table methods: the rows the loss reads
+    come from the disk cache under [multilingual] cache_dir or one teacher pass (process/embedding_cache.py)."""
+    model, data = run.model, run.datasets["train"]
+    ids = model.teacher_table_rows(data)
+    emb = cached_embeddings([data.texts[i] for i in ids], model.embed_texts, model.teacher_table_fingerprint(),
+                            resolve(run.config.get("multilingual", "cache_dir")), run.info, run.config.get("eval", "batch_size"))
+    table = torch.zeros(len(data.texts), emb.shape[-1])
+    table[torch.tensor(ids)] = emb
+    return table
+
+
 def build_teacher_cache(run):
-    """Fill the model's teacher-logit cache when [distill] cache_teacher allows it; returns seconds spent."""
-    prepare = getattr(run.model, "prepare_teacher", None)
-    if prepare is not None:  # methods with their own teacher-output cache (model/multistage.py, sentence embeddings)
-        return prepare(run)
+    """Hand the model what it reads of the teacher before the first step: the sentence-embedding table of
+    uses_teacher_table methods, or the teacher-logit cache when [distill] cache_teacher allows it. Returns seconds spent."""
+    if run.model.uses_teacher_table:
+        run.model.set_teacher_table(teacher_table(run).to(run.info.device))
+        return 0.0
     if not wants_cache(run):
         return 0.0
     start = time.perf_counter()

@@ -8,7 +8,7 @@ from model.base import student_inputs, teacher_inputs
 from process.distributed import barrier
 from process.eval_process import evaluate, to_device
 from process.run_dir import write_json
-from utils.efficiency import count_params, latency_ms
+from efficiency.counts import count_params, latency_ms
 from utils.logging import get_logger
 
 
@@ -24,7 +24,7 @@ def efficiency(run, split):
     report = {"params": count_params(model.student_model())}
     n = run.config.get("eval", "latency_batches")
     batches = single_example_batches(run, split, n) if n else []
-    if batches and not getattr(model, "two_tower", False):  # two-tower models: online latency via process/doc_cache.py
+    if batches and not model.two_tower:  # two-tower models: online latency via process/doc_cache.py
         with torch.inference_mode():
             report["latency_ms"] = latency_ms(model.student_model(), [student_inputs(b) for b in batches])
     if model.teacher is not None:
@@ -41,13 +41,14 @@ def run_test(run, logdir, split="test"):
     metrics, _ = evaluate(run, split)
     results = {"config": str(run.config.path), "checkpoint": run.checkpoint, "metrics": metrics}
     results.update(efficiency(run, split) if run.info.is_main else {})
-    if run.info.is_main:  # issue 6: FLOPs, examples/s, fraction of the matmul peak (process/efficiency_report.py)
-        from process.efficiency_report import latency_fields, log_efficiency, test_efficiency
+    if run.info.is_main:  # FLOPs, examples/s, fraction of the matmul peak (efficiency/report.py)
+        from efficiency.report import latency_fields, log_efficiency, test_efficiency
         results["efficiency"] = test_efficiency(run, latency_fields(results))
         log_efficiency(run, "test", results["efficiency"])
-    if hasattr(run.model, "analytic_flops"):  # text-matching models: FLOPs split offline / online (utils/flops.py)
-        results["flops"], results["params_with_heads"] = run.model.analytic_flops(), count_params(run.model)
-    if getattr(run.model, "two_tower", False) and run.config.get("match", "eval_through_cache") and run.info.world == 1:
+    flops = run.model.analytic_flops()  # text-matching models: FLOPs split offline / online (efficiency/flops.py)
+    if flops is not None:
+        results["flops"], results["params_with_heads"] = flops, count_params(run.model)
+    if run.model.two_tower and run.config.get("match", "eval_through_cache") and run.info.world == 1:
         from process.doc_cache import evaluate_through_cache
         metrics, results["two_tower"] = evaluate_through_cache(run, split)  # what a deployment measures
         results["direct_metrics"], results["metrics"] = results["metrics"], metrics

@@ -7,10 +7,10 @@ from process.distributed import barrier, check_same_config
 from process.init_process import build_dataset, build_loader, init_all
 from process.run_dir import check_free_space, check_writable, prepare, write_json, write_text
 from process.teacher_cache import build_teacher_cache
-from process.efficiency_report import latency_fields, log_efficiency, train_efficiency
+from efficiency.report import latency_fields, log_efficiency, train_efficiency
 from process.test_process import efficiency, run_test
 from process.train_process import train
-from utils.efficiency import count_params
+from efficiency.counts import count_params
 from utils.logging import get_logger
 
 
@@ -32,7 +32,7 @@ def train_run(config, info, logdir, checkpoint=None, do_test=False):
     run = init_all(config, info, "train", checkpoint)
     if do_test:
         dataset = build_dataset(config, "test")
-        run.loaders["test"], _ = build_loader(config, "test", dataset, info, config.get("train", "seed"))
+        run.loaders["test"], _ = build_loader(config, "test", dataset, info, config.get("train", "seed"), run.word_vocab)
     student_params = count_params(run.model.student_model())
     if info.is_main:
         # fp32 weights + two Adam moments, written beside the previous checkpoint, plus the HF export
@@ -48,7 +48,7 @@ def train_run(config, info, logdir, checkpoint=None, do_test=False):
     state = train(run, logdir)
     summary = {"config": str(config.path), "best_metric": state["best_metric"], "best_step": state["best_step"],
                "steps": state["global_step"], "params": student_params, "teacher_params": teacher_params}
-    if info.is_main:  # issue 6: params, FLOPs/example, examples/s, fraction of the matmul peak, latency
+    if info.is_main:  # params, FLOPs/example, examples/s, fraction of the matmul peak, latency (docs/PERFORMANCE.md)
         split = "valid" if "valid" in run.loaders else None
         latency = efficiency(run, split) if split and config.get("eval", "latency_batches") else {}
         report = train_efficiency(run, latency_fields(latency))

@@ -18,7 +18,7 @@ from process.progress import ProgressLine
 from process.eval_process import autocast, evaluate, to_device
 from process.run_dir import MetricsLog, export_student
 from utils.logging import get_logger
-from utils.perf import Throughput
+from efficiency.perf import Throughput
 
 
 def wrap_for_training(run):
@@ -144,7 +144,7 @@ def optimizer_step(run):
 def maybe_compile(run):
     """[train] compile: torch.compile the student and the teacher in place (nn.Module.compile keeps
     parameter names, so checkpoints and exports are unchanged). Dynamic shapes: batches are padded per batch."""
-    if not run.config.get("train", "compile") or getattr(run, "compiled", False):
+    if not run.config.get("train", "compile") or run.compiled:
         return
     run.model.student_model().compile(dynamic=True)
     if run.model.teacher is not None:
@@ -152,122 +152,171 @@ def maybe_compile(run):
     run.compiled = True
 
 
+class TrainLoop:
+    """One training run's loop state: micro-batches are accumulated into optimizer steps; after each step come
+    logging, evaluation and checkpoints; after each epoch its evaluation and checkpoint. `train` drives it."""
+
+    def __init__(self, run, logdir):
+        config, info, state = run.config, run.info, run.state
+        self.run, self.logdir, self.config, self.info, self.state = run, logdir, config, info, state
+        self.logger = get_logger(info.rank)
+        self.log = MetricsLog(logdir, config.get("output", "tensorboard")) if info.is_main else None
+        self.trainer = wrap_for_training(run)
+        self.loader, self.sampler = run.loaders["train"], run.loaders["train"].sampler
+        self.accum = config.get("train", "gradient_accumulation_steps")
+        self.batch_size = config.get("train", "batch_size")
+        self.eval_steps, self.save_steps = config.get("train", "eval_steps"), config.get("train", "save_steps")
+        self.logging_steps = config.get("train", "logging_steps")
+        self.eval_every_epoch = config.get("train", "eval_every_epoch")
+        # [train] epoch, or as many epochs as max_steps needs (it overrides epoch both ways, as HF's max_steps
+        # does num_train_epochs; the LR schedule is sized for total_steps, so the run must reach it)
+        self.epochs = math.ceil(run.total_steps / run.steps_per_epoch)
+        self.max_bad = config.get("train", "max_nonfinite_steps")
+        self.micro_per_epoch = math.ceil(self.sampler.num_samples / self.batch_size)  # batches in a full epoch
+        if run.checkpoint:
+            restore_rng(run)
+            self.logger.info("resumed from %s at step %d (epoch %d, batch %d)", run.checkpoint, state["global_step"],
+                             state["epoch"], state["batches_in_epoch"])
+        maybe_compile(run)
+        self.meter, self.done = LossMeter(), state["global_step"] >= run.total_steps
+        self.perf = run.perf = Throughput()  # examples/s of the loop itself, for the efficiency report
+        self.last_eval = self.last_save = None
+        self.bad_run, self.bad_now = 0, torch.zeros((), dtype=torch.bool, device=info.device)
+        run.model.train()
+        self.bar = tqdm(total=run.total_steps, initial=state["global_step"],
+                        disable=not info.is_main or not sys.stderr.isatty(), desc="train", dynamic_ncols=True)
+        self.progress = ProgressLine(run.total_steps, state["global_step"]) if self.bar.disable and info.is_main else None
+
+    def forward_backward(self, batch, sync):
+        """One micro-batch: forward under autocast, the loss scaled for accumulation, backward (no DDP all-reduce
+        until the micro-batch that completes an optimizer step). Non-finite losses are flagged, not synced."""
+        run = self.run
+        no_sync = self.trainer.no_sync() if self.info.enabled and not sync else contextlib.nullcontext()
+        batch = to_device(batch, self.info.device)
+        with no_sync:
+            with autocast(run):
+                out = self.trainer(batch)
+            loss = out["loss"] / self.accum
+            if run.scaler is None:  # fp16 overflow is the GradScaler's job
+                self.bad_now |= ~torch.isfinite(loss.detach())
+            (run.scaler.scale(loss) if run.scaler is not None else loss).backward()
+        self.meter.add(out, batch["index"].numel())
+
+    def step(self, stop, micro):
+        """The optimizer step after a full accumulation (or its skip, when any rank saw a non-finite loss), then
+        what the step calls for. Returns True when the epoch's loop should stop (the run reached total_steps)."""
+        run, state = self.run, self.state
+        signum, nonfinite = agree(self.info, stop.signum, self.bad_now)
+        self.bad_now.zero_()
+        state["batches_in_epoch"] = micro
+        if nonfinite:
+            self.skip_nonfinite()
+        else:
+            self.bad_run = 0
+            optimizer_step(run)
+            state["global_step"] += 1
+            self.bar.update(1)
+        step = state["global_step"]
+        if signum:
+            self.perf.stop()
+            raise Preempted(signum, step, save_checkpoint(run, self.logdir))
+        if nonfinite:
+            return False
+        self.after_step(step)
+        if step >= run.total_steps:
+            self.done = True
+            if self.eval_every_epoch and self.last_eval != step:
+                with self.perf.paused():  # max_steps ended the run mid-epoch: its last weights count too
+                    self.evaluate(step)
+            return True
+        return False
+
+    def skip_nonfinite(self):
+        run, state = self.run, self.state
+        run.optimizer.zero_grad(set_to_none=True)
+        self.bad_run += 1
+        state["nonfinite_skipped"] += 1
+        self.logger.warning("non-finite loss before step %d: step skipped (%d in a row, %d in all)",
+                            state["global_step"] + 1, self.bad_run, state["nonfinite_skipped"])
+        if self.bad_run >= self.max_bad:
+            path = save_checkpoint(run, self.logdir)
+            raise NonFiniteLoss(f"[train] max_nonfinite_steps = {self.max_bad}: {self.bad_run} non-finite losses in a row "
+                                f"before step {state['global_step'] + 1}; last good checkpoint {path}")
+
+    def after_step(self, step):
+        """Log every logging_steps, evaluate every eval_steps, checkpoint every save_steps (or with each evaluation)."""
+        if self.logging_steps and step % self.logging_steps == 0:
+            self.write_log(step)
+        evaluated = bool(self.eval_steps) and step % self.eval_steps == 0
+        if evaluated:
+            with self.perf.paused():
+                self.evaluate(step)
+        if (self.save_steps and step % self.save_steps == 0) or (not self.save_steps and evaluated):
+            with self.perf.paused():
+                save_checkpoint(self.run, self.logdir)
+            self.last_save = step
+
+    def write_log(self, step):
+        record = self.meter.flush(self.info)
+        record.update(step=step, epoch=self.state["epoch"], lr=self.run.scheduler.get_last_lr()[0],
+                      nonfinite_skipped=self.state["nonfinite_skipped"])
+        if self.info.is_main:
+            self.log.write(record, "train")
+            self.bar.set_postfix(loss=record.get("loss"))
+            if self.progress is not None:
+                self.logger.info(self.progress.text(step, self.state["epoch"], record))
+
+    def evaluate(self, step):
+        evaluate_and_keep_best(self.run, self.logdir, self.log)
+        self.last_eval = step
+
+    def run_epoch(self, stop):
+        """The rest of the current epoch (from the sampler position a resumed run left off at)."""
+        state = self.state
+        self.sampler.set_epoch(state["epoch"])
+        micro = state["batches_in_epoch"]
+        self.sampler.skip(micro * self.batch_size)
+        for batch in self.loader:
+            micro += 1
+            self.perf.count(batch)
+            sync = micro % self.accum == 0 or micro == self.micro_per_epoch
+            self.forward_backward(batch, sync)
+            if sync and self.step(stop, micro):
+                break
+        self.perf.stop()
+        if not self.done or micro >= self.micro_per_epoch:
+            self.end_epoch()
+        self.perf.mark = time.perf_counter()
+
+    def end_epoch(self):
+        state = self.state
+        state["epoch"] += 1
+        state["batches_in_epoch"] = 0
+        if self.eval_every_epoch and self.last_eval != state["global_step"]:
+            self.evaluate(state["global_step"])
+        if not self.done:
+            save_checkpoint(self.run, self.logdir)
+            self.last_save = state["global_step"]
+
+    def finish(self):
+        """A best student exists, the last step is checkpointed, the metrics log is closed."""
+        run, state = self.run, self.state
+        self.bar.close()
+        if "valid" in run.loaders and state["best_metric"] is None:
+            evaluate_and_keep_best(run, self.logdir, self.log)
+        if "valid" not in run.loaders and self.info.is_main:
+            save_best(run, self.logdir)  # without a validation split the final student is the one kept
+        if self.last_save != state["global_step"]:
+            save_checkpoint(run, self.logdir)
+        if self.info.is_main:
+            self.log.close()
+
+
 def train(run, logdir):
     """Run (or continue) training; returns the final state dict of counters."""
-    config, info, state = run.config, run.info, run.state
-    logger = get_logger(info.rank)
-    log = MetricsLog(logdir, config.get("output", "tensorboard")) if info.is_main else None
-    trainer = wrap_for_training(run)
-    loader, sampler = run.loaders["train"], run.loaders["train"].sampler
-    accum = config.get("train", "gradient_accumulation_steps")
-    eval_steps, save_steps = config.get("train", "eval_steps"), config.get("train", "save_steps")
-    logging_steps = config.get("train", "logging_steps")
-    # [train] epoch, or as many epochs as max_steps needs (it overrides epoch both ways, as HF's max_steps
-    # does num_train_epochs; the LR schedule is sized for total_steps, so the run must reach it)
-    epochs = math.ceil(run.total_steps / run.steps_per_epoch)
-    max_bad = config.get("train", "max_nonfinite_steps")
-    micro_per_epoch = math.ceil(sampler.num_samples / config.get("train", "batch_size"))  # batches in a full epoch
-    if run.checkpoint:
-        restore_rng(run)
-        logger.info("resumed from %s at step %d (epoch %d, batch %d)", run.checkpoint, state["global_step"],
-                    state["epoch"], state["batches_in_epoch"])
-    maybe_compile(run)
-    meter, done = LossMeter(), state["global_step"] >= run.total_steps
-    perf = run.perf = Throughput()  # examples/s of the loop itself, for the efficiency report
-    last_eval = last_save = None
-    bad_run, bad_now = 0, torch.zeros((), dtype=torch.bool, device=info.device)
-    run.model.train()
-    bar = tqdm(total=run.total_steps, initial=state["global_step"], disable=not info.is_main or not sys.stderr.isatty(),
-               desc="train", dynamic_ncols=True)
-    progress = ProgressLine(run.total_steps, state["global_step"]) if bar.disable and info.is_main else None
+    loop = TrainLoop(run, logdir)
     with SignalFlag() as stop:
-        while not done and state["epoch"] < epochs:
-            sampler.set_epoch(state["epoch"])
-            micro = state["batches_in_epoch"]
-            sampler.skip(micro * config.get("train", "batch_size"))
-            for batch in loader:
-                micro += 1
-                perf.count(batch)
-                sync = micro % accum == 0 or micro == micro_per_epoch
-                no_sync = trainer.no_sync() if info.enabled and not sync else contextlib.nullcontext()
-                batch = to_device(batch, info.device)
-                with no_sync:
-                    with autocast(run):
-                        out = trainer(batch)
-                    loss = out["loss"] / accum
-                    if run.scaler is None:  # fp16 overflow is the GradScaler's job
-                        bad_now |= ~torch.isfinite(loss.detach())
-                    (run.scaler.scale(loss) if run.scaler is not None else loss).backward()
-                meter.add(out, batch["index"].numel())
-                if not sync:
-                    continue
-                signum, nonfinite = agree(info, stop.signum, bad_now)
-                bad_now.zero_()
-                state["batches_in_epoch"] = micro
-                if nonfinite:
-                    run.optimizer.zero_grad(set_to_none=True)
-                    bad_run += 1
-                    state["nonfinite_skipped"] += 1
-                    logger.warning("non-finite loss before step %d: step skipped (%d in a row, %d in all)",
-                                   state["global_step"] + 1, bad_run, state["nonfinite_skipped"])
-                    if bad_run >= max_bad:
-                        path = save_checkpoint(run, logdir)
-                        raise NonFiniteLoss(f"[train] max_nonfinite_steps = {max_bad}: {bad_run} non-finite losses in a row "
-                                            f"before step {state['global_step'] + 1}; last good checkpoint {path}")
-                else:
-                    bad_run = 0
-                    optimizer_step(run)
-                    state["global_step"] += 1
-                    bar.update(1)
-                step = state["global_step"]
-                if signum:
-                    perf.stop()
-                    raise Preempted(signum, step, save_checkpoint(run, logdir))
-                if nonfinite:
-                    continue
-                if logging_steps and step % logging_steps == 0:
-                    record = meter.flush(info)
-                    record.update(step=step, epoch=state["epoch"], lr=run.scheduler.get_last_lr()[0],
-                                  nonfinite_skipped=state["nonfinite_skipped"])
-                    if info.is_main:
-                        log.write(record, "train")
-                        bar.set_postfix(loss=record.get("loss"))
-                        if progress is not None:
-                            logger.info(progress.text(step, state["epoch"], record))
-                evaluated = bool(eval_steps) and step % eval_steps == 0
-                if evaluated:
-                    with perf.paused():
-                        evaluate_and_keep_best(run, logdir, log)
-                    last_eval = step
-                if (save_steps and step % save_steps == 0) or (not save_steps and evaluated):
-                    with perf.paused():
-                        save_checkpoint(run, logdir)
-                    last_save = step
-                if step >= run.total_steps:
-                    done = True
-                    if config.get("train", "eval_every_epoch") and last_eval != step:
-                        with perf.paused():  # max_steps ended the run mid-epoch: its last weights count too
-                            evaluate_and_keep_best(run, logdir, log)
-                        last_eval = step
-                    break
-            perf.stop()
-            if not done or micro >= micro_per_epoch:
-                state["epoch"] += 1
-                state["batches_in_epoch"] = 0
-                if config.get("train", "eval_every_epoch") and last_eval != state["global_step"]:
-                    evaluate_and_keep_best(run, logdir, log)
-                    last_eval = state["global_step"]
-                if not done:
-                    save_checkpoint(run, logdir)
-                    last_save = state["global_step"]
-            perf.mark = time.perf_counter()
-    bar.close()
-    if "valid" in run.loaders and state["best_metric"] is None:
-        evaluate_and_keep_best(run, logdir, log)
-    if "valid" not in run.loaders and info.is_main:
-        save_best(run, logdir)  # without a validation split the final student is the one kept
-    if last_save != state["global_step"]:
-        save_checkpoint(run, logdir)
-    if info.is_main:
-        log.close()
-    return state
+        while not loop.done and run.state["epoch"] < loop.epochs:
+            loop.run_epoch(stop)
+    loop.finish()
+    return run.state

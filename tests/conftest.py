@@ -7,6 +7,10 @@ import torch
 
 torch.set_num_threads(1)
 
+from pretrained.offline import go_offline  # noqa: E402  (tests are an entry point: no hub here)
+
+go_offline()
+
 from tests.helpers import write_tiny_data, write_tiny_model
 
 

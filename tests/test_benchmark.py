@@ -215,8 +215,8 @@ def test_kd_hidden_trains_resumes_bitwise_and_reports_efficiency(tmp_path, bench
 
 def test_flops_of_a_tiny_bert_match_the_analytic_count(bench_inputs):
     from transformers import AutoModelForSequenceClassification
-    from utils.flops import encoder_flops
-    from utils.perf import forward_flops
+    from efficiency.flops import encoder_flops
+    from efficiency.perf import forward_flops
     model = AutoModelForSequenceClassification.from_pretrained(bench_inputs[0])
     # encoder matmuls + pooler (1 x H x H) + classifier (1 x H x labels), multiply-add = 2
     expected = encoder_flops(model.config, 10) + 2 * 32 * 32 + 2 * 32 * 2

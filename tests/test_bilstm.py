@@ -6,10 +6,11 @@ import random
 import pytest
 import torch
 
-from formatter.word_vocab import WordVocab, WordVocabFormatter, tokenize, vocab_for
+from formatter.word_vocab import WordVocab, WordVocabFormatter, tokenize
+from init.word_vocab import build_word_vocab
 from init.config import load_config, load_config_text
 from model.base import student_inputs, teacher_inputs
-from model.bilstm import BiLSTMClassifier, wordpiece_mean_init
+from model.parts.bilstm import BiLSTMClassifier, wordpiece_mean_init
 from process.checkpoint import checkpoints_in, load_checkpoint
 from process.distributed import DistInfo
 from process.init_process import init_all
@@ -62,14 +63,15 @@ def test_vocab_comes_from_the_training_split_only(tmp_path, tiny_model):
     (tmp_path / "aug.tsv").write_text("sentence\tlabel\naugword augword augword\t0\n")
     config = config_of(tiny_model, tmp_path, data={"test_file": "dev.tsv", "max_examples": 2, "use_aug": "true",
                                                    "aug_file": str(tmp_path / "aug.tsv")}, word_vocab={"vocab_size": 2})
-    vocab = vocab_for(config)
+    vocab = build_word_vocab(config)
     assert vocab.words == ["a", "b"]  # max_examples applies; augmented rows and other splits are not counted
-    test_fmt = WordVocabFormatter(config, "test")
-    assert test_fmt.tokenizer.itos == vocab.itos  # rebuilt identically in test mode
+    test_run = init_all(config, DistInfo(), "test")
+    assert test_run.loaders["test"].collate_fn.tokenizer.itos == vocab.itos  # rebuilt identically in test mode
 
 
 def test_formatter_batch_has_student_and_teacher_inputs(tiny_model, tiny_data):
-    fmt = WordVocabFormatter(config_of(tiny_model, tiny_data), "train")
+    config = config_of(tiny_model, tiny_data)
+    fmt = WordVocabFormatter(config, "train", build_word_vocab(config))
     examples = [{"text_a": "good film", "text_b": None, "label": 1, "index": 0},
                 {"text_a": "the movie was bad", "text_b": None, "label": 0, "index": 1}]
     batch = fmt(examples)
@@ -79,7 +81,8 @@ def test_formatter_batch_has_student_and_teacher_inputs(tiny_model, tiny_data):
     assert batch["teacher_input_ids"].shape == (2, 6)  # [CLS] the movie was bad [SEP]
     assert set(student_inputs(batch)) == {"word_ids", "word_lengths"}
     assert set(teacher_inputs(batch)) == {"input_ids", "attention_mask", "token_type_ids"}
-    twin = WordVocabFormatter(config_of(tiny_model, tiny_data, "bilstm"), "train")(examples)
+    twin_config = config_of(tiny_model, tiny_data, "bilstm")
+    twin = WordVocabFormatter(twin_config, "train", build_word_vocab(twin_config))(examples)
     assert not any(k.startswith("teacher_") for k in twin)
 
 
@@ -119,8 +122,10 @@ def test_wordpiece_mean_init_by_hand():
 
 def test_twin_starts_from_identical_weights(tiny_model, tiny_data):
     from init.registry import model_list
-    a = model_list["distilled_bilstm"](config_of(tiny_model, tiny_data, model={"num_labels": 2})).student.state_dict()
-    b = model_list["bilstm"](config_of(tiny_model, tiny_data, "bilstm", model={"num_labels": 2})).student.state_dict()
+    config_a = config_of(tiny_model, tiny_data, model={"num_labels": 2})
+    config_b = config_of(tiny_model, tiny_data, "bilstm", model={"num_labels": 2})
+    a = model_list["distilled_bilstm"](config_a, word_vocab=build_word_vocab(config_a)).student.state_dict()
+    b = model_list["bilstm"](config_b, word_vocab=build_word_vocab(config_b)).student.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -162,7 +167,7 @@ def test_distilled_bilstm_trains_resumes_exports_and_tests(tmp_path, tiny_model,
     student, vocab = BiLSTMClassifier.from_pretrained(export), WordVocab.from_pretrained(export)
     best = load_checkpoint(tmp_path / "full" / "checkpoints" / "best.pt")["student"]
     assert all(torch.equal(student.state_dict()[k], best[k]) for k in best)
-    assert vocab.itos == vocab_for(config).itos
+    assert vocab.itos == build_word_vocab(config).itos
     ids = torch.tensor([vocab.encode("good film")])
     assert student(ids, torch.tensor([ids.shape[1]])).logits.shape == (1, 2)
 
@@ -198,9 +203,10 @@ def test_bad_configs_fail_before_work_with_one_line(tmp_path, tiny_model, tiny_d
 
 
 def test_random_init_uses_embedding_size(tiny_model, tiny_data):
-    from model.bilstm import build_bilstm
+    from model.parts.bilstm import build_bilstm
     config = config_of(tiny_model, tiny_data, "bilstm", bilstm={"embedding_init": "random"})
-    assert build_bilstm(config, 2).embedding.weight.shape == (len(vocab_for(config)), 300)
+    vocab = build_word_vocab(config)
+    assert build_bilstm(config, 2, vocab).embedding.weight.shape == (len(vocab), 300)
 
 
 def test_shipped_twin_configs_differ_from_distilled_only_in_the_teacher():

@@ -7,7 +7,7 @@ import torch
 
 from dataset.jsonl_split import split_rows
 from init.config import load_config
-from model.match_common import mean_pool
+from model.parts.match_common import mean_pool
 from process.distributed import DistInfo
 from process.train_entry import train_run
 from tests.helpers import REPO, write_tiny_model
@@ -156,7 +156,7 @@ def test_seed_layout_jsonl_trains_the_teacher(tmp_path, tiny_bert):
 def test_shipped_pipeline_runs_on_tiny_stages_and_feeds_the_table(tmp_path, tiny_bert, pair_data):
     """config/match/RTE/pipeline.config itself, with each stage file replaced by a tiny one of the same role."""
     from process.pipeline import run_pipeline
-    from tools.match_table import table
+    from experiments.match_table import table
     train = {"epoch": 1, "learning_rate": 3e-3}
     stages = {"teacher": ("bert_bipartition", None, {}),
               "siamese": ("virt", None, {"virt": {"model_type": "siamese", "use_kd_att": "false"}}),

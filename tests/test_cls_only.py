@@ -1,4 +1,4 @@
-"""model/cls_only.py: the [CLS]-only last layer gives the full model's logits and gradients, saves exactly
+"""efficiency/cls_only.py: the [CLS]-only last layer gives the full model's logits and gradients, saves exactly
 the matmul FLOPs hand arithmetic says, leaves other models alone, and KD training with it ends where
 training without it ends."""
 import pytest
@@ -6,8 +6,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import BertConfig, BertForSequenceClassification, BertModel
 
-import model.cls_only
-from model.cls_only import cls_only_last_layer, supports_cls_only
+import efficiency.cls_only
+from efficiency.cls_only import cls_only_last_layer, supports_cls_only
 from tests.helpers import tiny_config_text, write_tiny_model
 from tests.test_end_to_end import final_student, train_tiny
 
@@ -93,7 +93,7 @@ def test_flops_saved_match_hand_arithmetic():
 def test_efficiency_report_counts_the_flops_the_loop_spent():
     """Per-model forward FLOPs stay the full model's; the FLOPs per training example (3 forwards) drop by 3x
     the saving, and achieved FLOP/s with them."""
-    from utils.perf import efficiency_report
+    from efficiency.perf import efficiency_report
     model = tiny_bert()
     full = efficiency_report(model, None, L, 100.0, 3, False)
     cls = efficiency_report(model, None, L, 100.0, 3, False, cls_only=True)
@@ -122,8 +122,8 @@ def test_training_with_and_without_it_ends_at_the_same_student(tmp_path, tiny_da
     """KD (logits only) and PKD (hidden states read at [CLS] only) both run it, student and teacher."""
     teacher = write_tiny_model(tmp_path / "teacher", layers=4, dropout=0.0)
     calls = []
-    forward = model.cls_only.cls_only_forward
-    monkeypatch.setattr(model.cls_only, "cls_only_forward", lambda *a, **k: calls.append(1) or forward(*a, **k))
+    forward = efficiency.cls_only.cls_only_forward
+    monkeypatch.setattr(efficiency.cls_only, "cls_only_forward", lambda *a, **k: calls.append(1) or forward(*a, **k))
     students = {}
     for flag in ("true", "false"):
         text = tiny_config_text(teacher, tiny_data, method, student={"init_from": "teacher", "num_layers": 2},

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from model.features import attention_scores, capture_qkv, check_layer, encoder_layers, hidden_states
-from model.hf_loader import load_classifier
+from model.parts.features import attention_scores, capture_qkv, check_layer, encoder_layers, hidden_states
+from pretrained.loading import load_classifier
 from utils.errors import ConfigError
 
 

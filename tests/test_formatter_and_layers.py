@@ -4,9 +4,10 @@ import torch
 
 from formatter.hf_tokenizer import HFTokenizerFormatter
 from init.config import load_config_text
-from model.hf_loader import cut_layers, load_classifier
-from model.layer_map import select_layers
-from model.hf_loader import load_tokenizer
+from model.parts.student import cut_layers
+from pretrained.loading import load_classifier
+from model.parts.layer_map import select_layers
+from pretrained.loading import load_tokenizer
 from tests.helpers import make_tokenizer, tiny_config_text, write_tiny_model
 from utils.errors import ConfigError
 
@@ -70,7 +71,7 @@ def test_cut_layers_copies_the_chosen_layers(tiny_model):
 
 
 def test_missing_local_model_path_is_named_by_its_key(tmp_path):
-    from model.hf_loader import looks_local, resolve_model_path
+    from pretrained.loading import looks_local, resolve_model_path
     from utils.errors import ConfigError
     assert looks_local("runs/general/tinybert") and looks_local("./m") and looks_local(str(tmp_path / "x"))
     assert not looks_local("bert-base-uncased") and not looks_local("sentence-transformers/all-MiniLM-L6-v2")

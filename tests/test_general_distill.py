@@ -230,7 +230,7 @@ def relation_rows(x, heads):
 
 
 def test_relation_kl_resplit_heads_and_padded_token_by_hand():
-    from model.loss import relation_kl_loss
+    from model.parts.loss import relation_kl_loss
     teacher = [[1.0, 0.0, 0.5, 2.0], [0.0, 1.0, -1.0, 1.0], [9.0, 9.0, 9.0, 9.0]]  # width 4 -> 2 heads of 2
     student = [[0.5, 1.0], [2.0, -1.0], [-9.0, 9.0]]  # width 2 -> 2 heads of 1; token 2 is padding
     pt, ps = relation_rows(teacher, 2), relation_rows(student, 2)
@@ -296,7 +296,7 @@ def test_distilbert_trains_resumes_and_hands_off_to_bert_cls(tmp_path, head_run,
     tiny_data = write_tiny_data(tmp_path / "glue")
     summary, task_dir = run(tmp_path, "task", tiny_config_text(logdir / "student", tiny_data, train={"epoch": 1}))
     assert summary["best_metric"] is not None
-    from model.hf_loader import load_classifier
+    from pretrained.loading import load_classifier
     task = load_classifier(str(task_dir / "student"), "x")
     assert task.config.num_hidden_layers == 2
 
@@ -416,7 +416,7 @@ def test_two_process_gloo_matches_single_process(tmp_path, text_data):
         assert (tmp_path / "ddp" / name / "student" / "config.json").is_file()
 
 
-# ---- FLOPs of one training step (utils/perf.py: train_step_flops) ------------------------------
+# ---- FLOPs of one training step (efficiency/perf.py: train_step_flops) ------------------------------
 
 def first_train_batch(tmp_path, text):
     from process.init_process import init_all
@@ -433,7 +433,7 @@ def layer_flops(length, hidden, inner):
 def test_mlm_head_step_counts_the_frozen_encoder_once_and_the_head_on_masked_rows(tmp_path, encoder4, text_data):
     """The encoder runs under no_grad (forward only); the head runs on the masked rows, backward through its
     transform's weight and the tied decoder's input only. The step must leave model, grads and RNG untouched."""
-    from utils.perf import train_step_flops
+    from efficiency.perf import train_step_flops
     model, batch = first_train_batch(tmp_path, config_text(encoder4, text_data, "mlm_head"))
     (b, length), masked = batch["input_ids"].shape, int((batch["labels"] != -100).sum())
     hidden, vocab = 32, model.student.config.vocab_size
@@ -449,7 +449,7 @@ def test_mlm_head_step_counts_the_frozen_encoder_once_and_the_head_on_masked_row
 def test_distilbert_step_counts_the_head_on_the_rows_it_matches(tmp_path, head_run, text_data):
     """Student (2 layers) forward + backward, teacher (4 layers) forward; both heads on the masked rows only
     with restrict_ce_to_mask, on every token (padding included: the rows are the attention mask's) without."""
-    from utils.perf import train_step_flops
+    from efficiency.perf import train_step_flops
     hidden, inner = 32, 64
     for restrict in ("true", "false"):
         text = distilbert_text(head_run[0], text_data, distilbert={"restrict_ce_to_mask": restrict})

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from model.loss import hard_ce_loss, logit_mse_loss, soft_kl_loss, soft_loss, task_loss
+from model.parts.loss import hard_ce_loss, logit_mse_loss, soft_kl_loss, soft_loss, task_loss
 
 
 def test_kl_literal_value_T1():
@@ -55,7 +55,7 @@ def test_regression_head_uses_mse_for_both_losses():
 
 # ---- intermediate-layer losses (TinyBERT, PKD, DistilBERT, MiniLMv2) -----------------------------
 
-from model.loss import (attention_mse_loss, cosine_hidden_loss, hidden_mse_loss, patience_loss,  # noqa: E402
+from model.parts.loss import (attention_mse_loss, cosine_hidden_loss, hidden_mse_loss, patience_loss,  # noqa: E402
                         relation_kl_loss, soft_cross_entropy)
 
 

@@ -13,10 +13,11 @@ import torch
 import torch.nn.functional as F
 
 from init.config import load_config
-from model.loss import bool_sim_loss, in_batch_ce_loss, mcl_loss
+from model.parts.loss import bool_sim_loss, in_batch_ce_loss, mcl_loss
 from process.checkpoint import checkpoints_in, load_checkpoint
 from process.distributed import DistInfo
 from process.embedding_cache import cached_embeddings
+from process.teacher_cache import build_teacher_cache, teacher_table
 from process.train_entry import train_run
 from tests.helpers import REPO, make_tokenizer, tiny_config_text
 from utils.errors import ConfigError, DataError
@@ -32,7 +33,7 @@ VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + EN + sorted(set(DE.valu
 def write_encoder(path, layers=2, hidden=32, heads=2, seed=0, dropout=0.0):
     """A tiny random BERT saved as a SentenceTransformer directory (Transformer -> mean pooling)."""
     from transformers import BertConfig, BertModel
-    from model.multistage import write_sentence_transformers_files
+    from model.parts.sentence_embedding import write_sentence_transformers_files
     path = Path(path)
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=len(VOCAB), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
@@ -89,8 +90,8 @@ def ml_text(enc, par, model_name, cache, **sections):
 
 # ---------------------------------------------------------------- student shapes and parameter counts
 def albert_from(enc_dir, keep, repeat, e, init="svd"):
-    from model.hf_loader import load_encoder
-    from model.recurrent_student import from_bert
+    from pretrained.loading import load_encoder
+    from model.parts.recurrent_student import from_bert
     bert = load_encoder(str(enc_dir), "[model] pretrained").eval()
     return bert, from_bert(bert, list(range(keep)), repeat, e, init).eval()
 
@@ -108,7 +109,7 @@ def test_albert_student_equals_the_bert_source_when_nothing_is_cut(enc):
 
 def test_xlmr_style_positions_are_shifted_into_albert(tmp_path):
     from transformers import XLMRobertaConfig, XLMRobertaModel
-    from model.recurrent_student import from_bert
+    from model.parts.recurrent_student import from_bert
     torch.manual_seed(0)
     src = XLMRobertaModel(XLMRobertaConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
                                            intermediate_size=32, max_position_embeddings=40, pad_token_id=1,
@@ -132,7 +133,7 @@ def test_recurrence_runs_the_kept_layers_repeat_times(enc):
 
 
 def test_parameter_counts_by_hand(enc):
-    from utils.efficiency import count_params
+    from efficiency.counts import count_params
     V, H, I, P, T, e = len(VOCAB), 32, 64, 64, 2, 8
     layer = 4 * (H * H + H) + 2 * H + (H * I + I) + (I * H + H) + 2 * H  # q,k,v,o + LN, ffn in/out + LN
     bert, bottle = albert_from(enc, 1, 2, e)
@@ -150,8 +151,8 @@ def test_parameter_counts_by_hand(enc):
 
 
 def test_svd_bottleneck_starts_near_the_source_embedding_layer(enc):
-    from model.loss import hidden_mse_loss
-    from model.recurrent_student import albert_embedding_output
+    from model.parts.loss import hidden_mse_loss
+    from model.parts.recurrent_student import albert_embedding_output
     ids = torch.tensor([[2, 5, 9, 17, 3, 0], [2, 6, 12, 20, 11, 3]])
     mask = (ids != 0).long()
     errors = {}
@@ -195,7 +196,7 @@ def test_each_method_composes_mse_and_its_term(tmp_path, enc, par, name, term):
     (tmp_path / "c.config").write_text(ml_text(enc, par, name, tmp_path / "cache", multilingual={"cl_weight": 0.5}))
     run = init_all(load_config(tmp_path / "c.config"), DistInfo(), "train")
     model = run.model
-    model.prepare_teacher(run)
+    build_teacher_cache(run)
     model.train()
     batch = next(iter(run.loaders["train"]))
     torch.manual_seed(0)
@@ -217,7 +218,7 @@ def test_each_method_composes_mse_and_its_term(tmp_path, enc, par, name, term):
 def test_normalising_teacher_makes_the_student_normalise_and_mul_mse_start_at_zero(tmp_path, par):
     """all-MiniLM-L6-v2 ends in Normalize: the student must too, else the MSE pits raw mean-pooled vectors
     against unit targets, and the teacher's own weights would not start at zero English loss."""
-    from model.multistage import write_sentence_transformers_files
+    from model.parts.sentence_embedding import write_sentence_transformers_files
     from process.init_process import init_all
     from sentence_transformers import SentenceTransformer
     normed = write_encoder(tmp_path / "normed")
@@ -225,7 +226,7 @@ def test_normalising_teacher_makes_the_student_normalise_and_mul_mse_start_at_ze
     (tmp_path / "c.config").write_text(ml_text(normed, par, "mul_mse", tmp_path / "cache"))
     run = init_all(load_config(tmp_path / "c.config"), DistInfo(), "train")
     model = run.model
-    model.prepare_teacher(run)
+    build_teacher_cache(run)
     model.train()  # dropout is 0 in the tiny encoder: the student is exactly the teacher
     out = model(next(iter(run.loaders["train"])))
     assert model.normalize and out["loss_en"].item() < 1e-12 and out["loss_mul"].item() > 1e-6
@@ -243,7 +244,7 @@ def test_stage3_targets_are_each_sentence_own_teacher_embedding(tmp_path, enc, p
     from process.init_process import init_all
     (tmp_path / "c.config").write_text(ml_text(enc, par, "rec_bottle_distill", tmp_path / "cache"))
     run = init_all(load_config(tmp_path / "c.config"), DistInfo(), "train")
-    run.model.prepare_teacher(run)
+    build_teacher_cache(run)
     batch = next(iter(run.loaders["train"]))
     t_src, t_tgt = run.model.teacher_targets(batch)
     texts = run.datasets["train"].texts
@@ -264,8 +265,7 @@ def test_monolingual_sentences_join_stage3_two_per_row_each_on_its_own_target(tm
     assert len(train) == 50 and mono == [("a man runs", "the dog sits"), ("a big dog", "the woman sits")]
     assert len(ParallelDataset(config, "valid")) == 8  # training only
     run = init_all(config, DistInfo(), "train")
-    run.model.prepare_teacher(run)
-    table, texts = run.model._frozen["teacher_table"], run.datasets["train"].texts
+    table, texts = teacher_table(run), run.datasets["train"].texts
     row = train.examples[49]
     expected = run.model.embed_texts([texts[row["src_id"]], texts[row["tgt_id"]]])
     assert torch.allclose(table[row["src_id"]], expected[0], atol=1e-6)
@@ -306,7 +306,7 @@ def test_cache_embeds_each_sentence_once_and_reuses_the_file(tmp_path):
 
 
 def test_training_embeds_each_distinct_source_once_across_pairs_epochs_and_resume(tmp_path, enc, par, monkeypatch):
-    from model.multistage import SentenceDistill
+    from model.parts.sentence_embedding import SentenceDistill
     seen = []
     original = SentenceDistill.embed_texts
 
@@ -451,8 +451,8 @@ def test_pipeline_stage1_to_4_trains_exports_and_logs_parameters(tmp_path, enc, 
     st = SentenceTransformer(str(export), device="cpu")
     assert type(st[0].auto_model).__name__ == "AlbertModel" and st[0].auto_model.config.num_hidden_layers == 2
     mine = st.encode(["the dog runs", "der hund läuft"], convert_to_tensor=True)
-    from model.hf_loader import load_tokenizer
-    from model.multistage import mean_pool
+    from pretrained.loading import load_tokenizer
+    from model.parts.sentence_embedding import mean_pool
     tok = load_tokenizer(str(export))
     enc_ = tok(["the dog runs", "der hund läuft"], padding=True, return_tensors="pt")
     from transformers import AutoModel
@@ -515,84 +515,3 @@ def test_xlmr_configs_name_the_missing_weights(path):
                                           r"\S+: no such directory") as err:
         init_all(config, DistInfo(), "train")
     assert "\n" not in str(err.value)
-
-
-def test_multilingual_table_reads_run_dirs(tmp_path):
-    import subprocess
-    import sys
-    root = tmp_path / "minilm"
-    metrics = {"deu_src2tgt": 0.9, "deu_tgt2src": 0.8, "fra_src2tgt": 0.7, "fra_tgt2src": 0.7, "ces_src2tgt": 0.5,
-               "ces_tgt2src": 0.3, "STS-B-dev_spearman": 0.8123}
-    (root / "rec_bottle_mcl").mkdir(parents=True)
-    (root / "rec_bottle_mcl" / "results.json").write_text(json.dumps({"metrics": metrics, "params": 9345792}))
-    out = subprocess.run([sys.executable, str(REPO / "tools" / "multilingual_table.py"), "--root", str(root)],
-                         capture_output=True, text=True, check=True).stdout
-    rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines()}
-    assert rows["rec_bottle_mcl (stage 4, MCL)"] == ("| rec_bottle_mcl (stage 4, MCL) | 9,345,792 | 85.0 (90.0 / 80.0) | "
-                                                     "70.0 (70.0 / 70.0) | 40.0 (50.0 / 30.0) | 65.0 | 81.2 |")
-    assert "missing" in rows["mul_mse (mse.config; stage 1 of the rows below)"]
-    extra = subprocess.run([sys.executable, str(REPO / "tools" / "multilingual_table.py"), "--root", str(root), "--extra",
-                            f"MCL, 3 epochs (x=1)={root / 'rec_bottle_mcl'}"], capture_output=True, text=True, check=True)
-    last = extra.stdout.strip().splitlines()[-1]
-    assert last == rows["rec_bottle_mcl (stage 4, MCL)"].replace("rec_bottle_mcl (stage 4, MCL)", "MCL, 3 epochs (x=1)")
-    bad = subprocess.run([sys.executable, str(REPO / "tools" / "multilingual_table.py"), "--extra", "no-equals-sign"],
-                         capture_output=True, text=True)
-    assert bad.returncode == 2 and "--extra 'no-equals-sign': expected LABEL=RUN_DIR" in bad.stderr
-
-
-def test_vocab_coverage_counts_tokens_and_types(tmp_path):
-    import subprocess
-    import sys
-    from tools.vocab_coverage import coverage, words
-    (tmp_path / "train.txt").write_text("Ein Hund läuft.\nein Mann\n", encoding="utf-8")
-    (tmp_path / "test.txt").write_text("Der Hund, der Hund!\nEIN Ball\n", encoding="utf-8")
-    test = words(tmp_path / "test.txt")
-    assert test == ["der", "hund", "der", "hund", "ein", "ball"]
-    # tokens: hund x2 + ein = 3 of 6; types: hund, ein = 2 of {der, hund, ein, ball}
-    assert coverage(words(tmp_path / "train.txt"), test) == (50.0, 50.0)
-    out = subprocess.run([sys.executable, str(REPO / "tools" / "vocab_coverage.py"), str(tmp_path / "train.txt"),
-                          str(tmp_path / "test.txt")], capture_output=True, text=True, check=True).stdout
-    assert out.strip().endswith(": 50.0% of word tokens, 50.0% of word types occur in " + str(tmp_path / "train.txt"))
-
-
-def test_multilingual_table_valid_reads_the_selected_evaluation(tmp_path):
-    import subprocess
-    import sys
-    run = tmp_path / "minilm" / "mse"
-    run.mkdir(parents=True)
-    worse = {"split": "valid", "step": 100, "accuracy": 0.4, "de_src2tgt": 0.1, "de_tgt2src": 0.1, "mse": 0.003}
-    best = {"split": "valid", "step": 200, "accuracy": 0.6, "de_src2tgt": 0.7, "de_tgt2src": 0.5, "fr_src2tgt": 0.6,
-            "fr_tgt2src": 0.6, "mse": 0.00215}
-    lines = [{"loss": 1.0, "step": 50}, best, worse]
-    (run / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
-    out = subprocess.run([sys.executable, str(REPO / "tools" / "multilingual_table.py"), "--root", str(tmp_path / "minilm"),
-                          "--valid"], capture_output=True, text=True, check=True).stdout
-    rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines()}
-    assert rows["mul_mse (mse.config; stage 1 of the rows below)"] == "| mul_mse (mse.config; stage 1 of the rows below) | 200 | 60.0 (70.0 / 50.0) | 60.0 (60.0 / 60.0) | - | 60.0 | 2.15 |"
-    assert "missing" in rows["rec_bottle_mcl (stage 4, MCL)"]
-
-
-def test_cpu_script_chains_the_stages_and_gives_stage4_its_epochs(tmp_path):
-    """tools/multilingual_cpu.sh with a stand-in `python` that records each train.py call and marks it done."""
-    import os
-    import subprocess
-    fake = tmp_path / "bin" / "python"
-    fake.parent.mkdir()
-    fake.write_text('#!/usr/bin/env bash\necho "$@" >> "$CALLS"\nwhile [[ $# -gt 0 ]]; do [[ $1 == --logdir ]] && '
-                    'mkdir -p "$2" && touch "$2/train_summary.json"; shift; done\n')
-    fake.chmod(0o755)
-    env = {**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}", "CALLS": str(tmp_path / "calls"),
-           "STAGE4_EPOCHS": "3"}
-    root = tmp_path / "r"
-    subprocess.run(["bash", str(REPO / "tools" / "multilingual_cpu.sh"), str(root), "--set", "train.epoch=1"],
-                   cwd=REPO, env=env, check=True, capture_output=True)
-    calls = {line.split("--logdir ")[1].split()[0].rsplit("/", 1)[-1]: line
-             for line in (tmp_path / "calls").read_text().splitlines()}
-    assert sorted(calls) == sorted(["mse", "bottle_distill", "rec_bottle_distill", "teacher_direct", "rec_bottle_mcl",
-                                    "rec_bottle_bool", "rec_bottle_ce", "rec_bottle_mse"])
-    assert f"distill.teacher={root}/mse" in calls["rec_bottle_distill"]
-    assert f"model.pretrained={root}/rec_bottle_distill" in calls["rec_bottle_ce"]
-    for stage in ("mse", "bottle_distill", "rec_bottle_distill"):
-        assert calls[stage].count("train.epoch=") == 1
-    for stage in ("rec_bottle_mcl", "rec_bottle_bool", "rec_bottle_ce", "rec_bottle_mse"):
-        assert "--set train.epoch=1 --set train.epoch=3 " in calls[stage]  # the later --set wins

@@ -1,13 +1,13 @@
-"""utils/perf.py: the efficiency report's clock. On CPU the loop and the matmul peak are both timed per second of
+"""efficiency/perf.py: the efficiency report's clock. On CPU the loop and the matmul peak are both timed per second of
 this process's CPU time, so other processes sharing the cores do not make a loop look as if it ran at the peak."""
 import time
 
 import pytest
 import torch
 
-import utils.perf
+import efficiency.perf
 from tests.test_cls_only import L, tiny_bert
-from utils.perf import Peak, Throughput, efficiency_report, matmul_peak
+from efficiency.perf import Peak, Throughput, efficiency_report, matmul_peak
 
 
 def test_throughput_keeps_cpu_seconds_apart_from_wall_seconds():
@@ -27,7 +27,7 @@ def test_throughput_keeps_cpu_seconds_apart_from_wall_seconds():
 
 
 def test_the_fraction_of_the_peak_is_per_cpu_second_when_the_cpu_rate_is_given(monkeypatch):
-    monkeypatch.setattr(utils.perf, "matmul_peak", lambda device, dtype: Peak(per_s=4e9, per_cpu_s=2e9))
+    monkeypatch.setattr(efficiency.perf, "matmul_peak", lambda device, dtype: Peak(per_s=4e9, per_cpu_s=2e9))
     model = tiny_bert()
     wall = efficiency_report(model, None, L, 100.0, 3, False)
     cpu = efficiency_report(model, None, L, 100.0, 3, False, examples_per_cpu_s=40.0)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from init.config import load_config
-from model.layer_map import pkd_teacher_layers
+from model.parts.layer_map import pkd_teacher_layers
 from process.checkpoint import checkpoints_in, load_checkpoint
 from process.distributed import DistInfo
 from process.train_entry import train_run

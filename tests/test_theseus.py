@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from init.config import load_config
-from model.features import encoder_layers
-from model.theseus_schedule import replacing_rate
+from model.parts.features import encoder_layers
+from model.parts.theseus_schedule import replacing_rate
 from process.checkpoint import checkpoints_in, load_checkpoint
 from process.distributed import DistInfo
 from process.train_entry import train_run

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from init.config import load_config
-from model.layer_map import tinybert_layer_map
-from model.loss import soft_loss
+from model.parts.layer_map import tinybert_layer_map
+from model.parts.loss import soft_loss
 from process.checkpoint import checkpoints_in, load_checkpoint
 from process.distributed import DistInfo
 from process.init_process import init_all
@@ -122,7 +122,7 @@ def test_transformer_loss_by_hand_with_known_projection(tmp_path, teacher4, tiny
 
 
 def test_teacher_scores_are_the_pre_softmax_of_eager_attention(tmp_path, teacher4, tiny_data):
-    from model.hf_loader import load_classifier
+    from pretrained.loading import load_classifier
     model = build(tmp_path, inter_text(teacher4, tiny_data)).model
     batch = next(iter(build(tmp_path, inter_text(teacher4, tiny_data)).loaders["train"]))
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
@@ -160,7 +160,7 @@ def test_bad_config_errors_are_exact(tmp_path, teacher4, tiny_data, change, mess
 
 
 def test_teacher_with_another_vocabulary_is_refused(tmp_path, teacher4, tiny_data):
-    from model.hf_loader import load_tokenizer
+    from pretrained.loading import load_tokenizer
     other = write_tiny_model(tmp_path / "other", layers=4)
     words = [w for w, _ in sorted(load_tokenizer(str(other)).get_vocab().items(), key=lambda kv: kv[1])]
     make_tokenizer(words[:5] + ["extra"] + words[5:]).save_pretrained(other)  # every word id shifted by one

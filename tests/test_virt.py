@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from init.config import load_config
-from model.loss import virtual_attention_loss
+from model.parts.loss import virtual_attention_loss
 from process.checkpoint import checkpoints_in, load_checkpoint
 from process.distributed import DistInfo
 from process.train_entry import train_run

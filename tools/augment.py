@@ -38,14 +38,11 @@ import argparse
 import os
 import random
 import re
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from process.cli import main_guard  # noqa: E402
-from utils.errors import ConfigError, DataError  # noqa: E402
+from process.cli import main_guard
+from utils.errors import ConfigError, DataError
 
 # NLTK's English stop words (the list the released TinyBERT code skips), plus the "'s" / "'re" pieces
 STOP_WORDS = frozenset("""
@@ -129,8 +126,8 @@ class Candidates:
     def __init__(self, mlm_path, embeddings_path=None, top_k=15, batch_size=32, device="cpu", space="encoder",
                  single_piece="mlm"):
         import torch
-        from model.hf_loader import load_encoder, load_masked_lm, load_tokenizer, resolve_model_path
-        from model.masked_lm import mlm_parts
+        from pretrained.loading import load_encoder, load_masked_lm, load_tokenizer, resolve_model_path
+        from model.parts.masked_lm import mlm_parts
         if space not in SPACES:
             raise ConfigError(f"--space {space}: expected one of {', '.join(SPACES)}")
         self.torch, self.top_k, self.batch_size, self.device = torch, top_k, batch_size, device
@@ -221,7 +218,7 @@ class Candidates:
     def masked(self, requests):
         """[(text, start, end, word)] -> [[K whole words the MLM predicts at the masked span]], batched."""
         torch = self.torch
-        from model.masked_lm import encode, head_logits
+        from model.parts.masked_lm import encode, head_logits
         out = []
         limit = min(512, getattr(self.tokenizer, "model_max_length", 512) or 512)
         for chunk in self.batches(requests):

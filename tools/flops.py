@@ -1,21 +1,17 @@
-"""Parameters, FLOPs per example and CPU latency of a text-matching model (seed 002's eval_flops_*).
+"""Parameters, FLOPs per example and CPU latency of a text-matching model (the VIRT paper's eval_flops_* figures).
 
   python tools/flops.py --config C [--set section.key=value ...] [--checkpoint RUN_DIR] [--repeats 20] [--json]
 
 At the configured lengths ([match] max_seq_length_query / max_seq_length_doc), split into the offline part
 (the document side, computed once per document and cached; 0 for a cross-encoder) and the online part (per
-query, given the cached document). FLOPs are counted analytically (utils/flops.py) and measured with
+query, given the cached document). FLOPs are counted analytically (efficiency/flops.py) and measured with
 torch.utils.flop_counter.FlopCounterMode on the same modules; the two must agree within 5%. Latency is the
 median wall time at batch size 1 on this machine's CPU. Weights do not change any of this, so --checkpoint is
 optional (a random-head model of the same shape is measured)."""
 import argparse
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def num_labels(config):
@@ -36,7 +32,7 @@ def build(config, checkpoint=None):
     if checkpoint:
         from process.checkpoint import find_checkpoint
         model.load_trainable(find_checkpoint(checkpoint, prefer_best=True)[1])
-    if not hasattr(model, "analytic_flops"):
+    if model.analytic_flops() is None:
         from utils.errors import ConfigError
         raise ConfigError(f"[model] model_name = {config.get('model', 'model_name')}: tools/flops.py covers the matching "
                           "models (bert_bipartition, virt, dc_bert)")
@@ -57,8 +53,8 @@ def median_ms(fn, repeats, warmup=3):
 
 def report(model, repeats=20):
     """{"params", "params_encoder", "lengths", "analytic", "measured", "latency_ms"} of one model."""
-    from utils.efficiency import count_params
-    from utils.flops import measured_flops
+    from efficiency.counts import count_params
+    from efficiency.flops import measured_flops
     analytic = {k: int(v) for k, v in model.analytic_flops().items()}
     probes = model.flops_probes()
     measured = {part: int(measured_flops(fn, model)) for part, fn in probes.items()}

@@ -6,13 +6,10 @@
 import argparse
 import csv
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from model.hf_loader import resolve_model_path  # noqa: E402
+from pretrained.loading import resolve_model_path
 
 
 def read_field(path, field):
@@ -39,4 +36,6 @@ def main():
 
 
 if __name__ == "__main__":
+    from pretrained.offline import go_offline
+    go_offline()
     main()

@@ -12,16 +12,13 @@ report on) are dropped, so the teacher's answer on an evaluation example never r
 duplicates. Written to a temporary name, then renamed.
 """
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from dataset.glue_tsv import read_glue_tsv, task_spec  # noqa: E402
-from dataset.text_lines import read_text_lines  # noqa: E402
-from process.cli import main_guard  # noqa: E402
-from process.run_dir import write_text  # noqa: E402
-from utils.errors import ConfigError  # noqa: E402
+from dataset.glue_tsv import read_glue_tsv, task_spec
+from dataset.text_lines import read_text_lines
+from process.cli import main_guard
+from process.run_dir import write_text
+from utils.errors import ConfigError
 
 
 def norm(text):

@@ -104,8 +104,8 @@ def _check(config, key, ok, what):
 
 def _embedding_source(config, teacher):
     """(input-embedding table, tokenizer) of the model the word vectors start from, or (None, None)."""
-    from model.hf_loader import load_classifier, load_tokenizer, resolve_model_path
-    from model.student import teacher_tokenizer_source
+    from pretrained.loading import load_classifier, load_tokenizer, resolve_model_path
+    from pretrained.sources import teacher_tokenizer_source
     how = config.get("bilstm", "embedding_init")
     if how == "random":
         return None, None
@@ -119,10 +119,8 @@ def _embedding_source(config, teacher):
     return model.get_input_embeddings().weight, load_tokenizer(path, "[model] pretrained")
 
 
-def build_bilstm(config, num_labels, teacher=None):
-    """The BiLSTM student for this run's vocabulary (formatter/word_vocab.py), initialised from [bilstm]."""
-    from formatter.word_vocab import vocab_for
-    vocab = vocab_for(config)
+def build_bilstm(config, num_labels, vocab, teacher=None):
+    """The BiLSTM student for this run's vocabulary (built once by init/word_vocab.py), initialised from [bilstm]."""
     width = _check(config, "embedding_size", lambda v: v >= 0, "0 (the source's width) or a positive size")
     hidden = _check(config, "hidden_size", lambda v: v >= 1, "at least 1")
     fc = _check(config, "fc_size", lambda v: v >= 1, "at least 1")

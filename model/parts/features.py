@@ -8,18 +8,10 @@ import math
 import torch
 from torch import nn
 
+from pretrained.structure import encoder_layers  # noqa: F401  (re-exported: the methods' one feature import)
 from utils.errors import ConfigError
 
 QKV_NAMES = {"query": ("query", "q_lin", "q_proj"), "key": ("key", "k_lin", "k_proj"), "value": ("value", "v_lin", "v_proj")}
-
-
-def encoder_layers(model):
-    """The ModuleList of transformer blocks (BERT/RoBERTa/XLM-R `encoder.layer`, DistilBERT `transformer.layer`)."""
-    for name, module in model.named_modules():
-        if isinstance(module, nn.ModuleList) and (name.endswith("encoder.layer") or name.endswith("transformer.layer")
-                                                  or name.endswith("encoder.layers")):
-            return module
-    raise ConfigError(f"{type(model).__name__}: no encoder layer list found (expected encoder.layer or transformer.layer)")
 
 
 def check_layer(model, index, key):

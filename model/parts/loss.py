@@ -4,7 +4,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from formatter.labels import NO_LABEL
+from utils.labels import NO_LABEL
 
 
 def soft_kl_loss(student_logits, teacher_logits, temperature=1.0):
@@ -131,7 +131,7 @@ def relation_kl_loss(student_x, teacher_x, num_heads, mask=None):
     return kl.mean() if mask is None else _masked_mean(kl, mask)
 
 
-# --- multilingual sentence-embedding distillation (Ding et al. 2022; model/multistage.py) ---
+# --- multilingual sentence-embedding distillation (Ding et al. 2022; model/parts/sentence_embedding.py) ---
 def cos_sim_matrix(a, b):
     """(B, H), (C, H) -> (B, C) cosine similarities (the in-batch similarity matrix the MCL terms compare)."""
     return F.normalize(a.float(), dim=-1) @ F.normalize(b.float(), dim=-1).T

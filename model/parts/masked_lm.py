@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from model.base import student_inputs
-from model.hf_loader import load_encoder
-from model.loss import hard_ce_loss
+from pretrained.loading import load_encoder
+from model.parts.loss import hard_ce_loss
 from utils.errors import ConfigError
 
 IGNORE = -100  # label of every position that is not predicted (HF / F.cross_entropy convention)
@@ -87,9 +87,8 @@ def save_with_pooler(model, pooler, directory, tokenizer):
 def check_same_vocabulary(config, method):
     """Token-by-token methods (DistilBERT logits/hidden states, MiniLMv2 relations) need the teacher to
     read exactly the student's token ids; fail before any work when the two tokenizers differ."""
-    from formatter.hf_tokenizer import same_vocab
-    from model.hf_loader import load_tokenizer
-    from model.student import student_tokenizer_source, teacher_tokenizer_source
+    from pretrained.loading import load_tokenizer
+    from pretrained.sources import same_vocab, student_tokenizer_source, teacher_tokenizer_source
     student = load_tokenizer(student_tokenizer_source(config))
     teacher = load_tokenizer(teacher_tokenizer_source(config), "[distill] teacher")
     if not same_vocab(student, teacher):

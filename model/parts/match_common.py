@@ -5,8 +5,8 @@ from pathlib import Path
 
 import torch
 
-from model.features import attention_scores, capture_qkv
-from model.hf_loader import load_classifier, resolve_model_path
+from model.parts.features import attention_scores, capture_qkv
+from pretrained.loading import load_classifier, resolve_model_path
 from utils.errors import ConfigError
 
 HEAD_FILE = "match_head.safetensors"
@@ -38,7 +38,7 @@ def drop_pooler(model):
 
 def pooled_logits(model, inputs, pooling, output_hidden_states=False):
     """(logits, outputs) of a BERT-family sequence classifier under the matching pooling: mean over valid
-    tokens (seed 002's bipartition teacher) through its dropout + classifier, or its own [CLS] head."""
+    tokens (VIRT's bipartition teacher) through its dropout + classifier, or its own [CLS] head."""
     if pooling == "cls":
         out = model(**inputs, output_hidden_states=output_hidden_states)
         return out.logits, out

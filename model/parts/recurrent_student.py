@@ -16,7 +16,7 @@ import math
 import torch
 from transformers import AlbertConfig, AlbertModel
 
-from model.layer_map import select_layers
+from model.parts.layer_map import select_layers
 from utils.errors import ConfigError
 
 # BERT layer parameter -> ALBERT layer parameter (same tensors; RoBERTa / XLM-R use BERT's names)

@@ -1,11 +1,12 @@
-"""Shared machinery of the multilingual sentence-embedding methods (seed 000: Reimers & Gurevych 2020's
+"""Shared machinery of the multilingual sentence-embedding methods (Reimers & Gurevych 2020's
 mul_mse and Ding et al. 2022's multi-stage framework). The subclasses in model/mul_mse.py,
 model/bottle_distill.py, model/rec_distill.py and model/rec_mcl.py only choose the student shape, the teacher
 targets and the extra in-batch term.
 
 Stage 1 is the teacher: any SentenceTransformer path ([distill] teacher), loaded once, frozen. Training batches
-read its embeddings from a per-run table built before the first step (process/embedding_cache.py: each
-distinct sentence embedded once, cached on disk by content); evaluation runs it live on the source side.
+read its embeddings from a per-run table the loop builds before the first step and hands over with
+set_teacher_table (process/teacher_cache.py, process/embedding_cache.py: each distinct sentence embedded once, cached
+on disk by content); evaluation runs it live on the source side.
 The student is an HF encoder (BERT for mul_mse, ALBERT for the bottleneck / recurrence students) with mean
 pooling, L2-normalised when the teacher's embeddings are, exported as a sentence-transformers directory."""
 import json
@@ -16,14 +17,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.base import DistillModel, teacher_inputs
-from model.hf_loader import load_encoder, load_tokenizer, resolve_model_path
-from model.loss import bool_sim_loss, hidden_mse_loss, in_batch_ce_loss, mcl_loss
-from model.recurrent_student import build_recurrent_student, drop_pooler
-from process.embedding_cache import cached_embeddings, file_fingerprint
-from utils.efficiency import count_params
+from pretrained.fingerprint import file_fingerprint
+from pretrained.loading import load_encoder, load_tokenizer, resolve_model_path
+from model.parts.loss import bool_sim_loss, hidden_mse_loss, in_batch_ce_loss, mcl_loss
+from model.parts.recurrent_student import build_recurrent_student, drop_pooler
+from efficiency.counts import count_params
 from utils.errors import ConfigError
 from utils.logging import get_logger
-from utils.paths import resolve
 
 SIDES = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -84,7 +84,7 @@ class SentenceDistill(DistillModel):
     bottleneck = False  # ALBERT student with a vocab x e embedding and an e -> hidden mapping
     target = "english"  # english: both sides regress on teacher(source); same: each side on teacher(itself)
     contrast = None  # in-batch term: mcl | bool | ce | None
-    uses_table = True  # training reads teacher embeddings from the cached table
+    uses_teacher_table = True  # training reads teacher embeddings from the table the loop builds (model/base.py)
     # efficiency report: both sentences of a pair go through the student (forward + backward: 2 x 3), at the
     # source side's measured length; the teacher is read from the table, never run in a training step
     student_forwards_per_train_example = 6
@@ -92,7 +92,6 @@ class SentenceDistill(DistillModel):
 
     def __init__(self, config):
         super().__init__()
-        self.config = config
         self.check_monolingual(config)
         teacher = load_sentence_teacher(config)
         self.set_teacher(teacher)
@@ -118,7 +117,7 @@ class SentenceDistill(DistillModel):
         unrelated sentences as translations."""
         if not config.get("data", "monolingual_file"):
             return
-        if self.target != "same" or self.contrast is not None or not self.uses_table:
+        if self.target != "same" or self.contrast is not None or not self.uses_teacher_table:
             raise ConfigError(f"{config.source('data', 'monolingual_file')}: [data] monolingual_file: "
                               f"{config.get('model', 'model_name')} reads each row as a translation pair; untranslated "
                               "sentences are for rec_distill / rec_bottle_distill (each sentence on its own teacher target)")
@@ -142,29 +141,17 @@ class SentenceDistill(DistillModel):
         enc = tokenizer(texts, padding="longest", truncation=True, max_length=self.max_length, return_tensors="pt")
         return self.teacher(**{k: v.to(device) for k, v in enc.items() if k in SIDES}).float()
 
-    def table_texts(self, dataset):
+    def teacher_table_rows(self, dataset):
         """Row ids of dataset.texts the loss reads: the sources, or every sentence when each side has its own target."""
         return dataset.source_ids if self.target == "english" else list(range(len(dataset.texts)))
 
-    def prepare_teacher(self, run):
-        """Called once before training (process/teacher_cache.py): fill the teacher-embedding table."""
-        if not self.uses_table:
-            return 0.0
-        data = run.datasets["train"]
-        ids = self.table_texts(data)
-        fingerprint = f"{file_fingerprint(self.teacher.path)}|max_seq_length={self.max_length}"
-        emb = cached_embeddings([data.texts[i] for i in ids], self.embed_texts, fingerprint,
-                                resolve(self.config.get("multilingual", "cache_dir")), run.info,
-                                self.config.get("eval", "batch_size"))
-        table = torch.zeros(len(data.texts), emb.shape[-1])
-        table[torch.tensor(ids)] = emb
-        self._frozen["teacher_table"] = table.to(run.info.device)
-        return 0.0
+    def teacher_table_fingerprint(self):
+        return f"{file_fingerprint(self.teacher.path)}|max_seq_length={self.max_length}"
 
     def teacher_targets(self, batch):
         table = self._frozen.get("teacher_table")
         if table is None:
-            raise RuntimeError("teacher-embedding table not built: call prepare_teacher(run) before training")
+            raise RuntimeError("teacher-embedding table not built: process/teacher_cache.py hands it over before training")
         t_src = table[batch["src_text_id"]]
         return t_src, (table[batch["tgt_text_id"]] if self.target == "same" else t_src)
 

@@ -1,7 +1,9 @@
 """Building the student from [student]: layers of the pretrained model, of the teacher, or random init."""
-from model.hf_loader import (TOKENIZER_FILES, cut_layers, load_classifier, load_encoder, num_layers_of, random_like,
-                             resolve_model_path)
-from model.layer_map import select_layers
+import copy
+import re
+
+from pretrained.loading import load_classifier, load_encoder, resolve_model_path
+from model.parts.layer_map import select_layers
 from utils.errors import ConfigError
 
 
@@ -33,15 +35,41 @@ def build_student(config, num_labels, teacher=None, load=None):
     return cut_layers(source, keep)
 
 
-def student_tokenizer_source(config):
-    """Where the student's tokenizer comes from: [model] tokenizer, else the student's weights."""
-    if config.get("model", "tokenizer"):
-        return resolve_model_path(config.get("model", "tokenizer"), "[model] tokenizer", TOKENIZER_FILES)
-    if config.get("student", "init_from") == "teacher" and config.get("distill", "teacher"):
-        return resolve_model_path(config.get("distill", "teacher"), "[distill] teacher")
-    return resolve_model_path(config.get("model", "pretrained"))
+_LAYER_KEY = re.compile(r"^(.*\.layers?\.)(\d+)(\..*)$")
 
 
-def teacher_tokenizer_source(config):
-    teacher = config.get("distill", "teacher")
-    return resolve_model_path(teacher, "[distill] teacher") if teacher else None
+def num_layers_of(model):
+    return model.config.num_hidden_layers
+
+
+def cut_layers(source, layer_ids):
+    """A copy of `source` keeping only `layer_ids` (in that order), everything else copied as is."""
+    config = copy.deepcopy(source.config)
+    config.num_hidden_layers = len(layer_ids)
+    student = type(source)(config)
+    new_of_old = {old: new for new, old in enumerate(layer_ids)}
+    state = {}
+    for name, tensor in source.state_dict().items():
+        match = _LAYER_KEY.match(name)
+        if match and "embeddings" not in match.group(1):
+            old = int(match.group(2))
+            if old not in new_of_old:
+                continue
+            name = f"{match.group(1)}{new_of_old[old]}{match.group(3)}"
+        state[name] = tensor.clone()
+    missing, unexpected = student.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ConfigError(f"[student] cannot cut layers from {type(source).__name__}: missing {missing[:3]} unexpected {unexpected[:3]}")
+    return student
+
+
+def random_like(source, num_layers, hidden_size=0, heads=0, intermediate=0):
+    """A randomly initialised model of the source's family with the given (smaller) shape."""
+    config = copy.deepcopy(source.config)
+    config.num_hidden_layers = num_layers or config.num_hidden_layers
+    config.hidden_size = hidden_size or config.hidden_size
+    config.num_attention_heads = heads or config.num_attention_heads
+    config.intermediate_size = intermediate or 4 * config.hidden_size
+    if config.hidden_size % config.num_attention_heads:
+        raise ConfigError(f"[student] hidden_size {config.hidden_size} is not divisible by num_attention_heads {config.num_attention_heads}")
+    return type(source)(config)

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Issue 4's text-matching comparison at a small CPU budget, one task: teacher -> plain two-tower (siamese) ->
+# The text-matching comparison (docs/MATCHING.md) at a small CPU budget, one task: teacher -> plain two-tower (siamese) ->
 # VIRT -> DC-BERT -> late-fusion twin, each tested through the document cache, every stage with the same
 # extra --set overrides (the budget). A stage whose results.json exists is skipped; STAGES picks a subset.
-#   bash tools/match_cpu.sh QQP runs/match_cpu/QQP --set data.max_examples=6400 --set train.epoch=1
-#   python tools/match_table.py runs/match_cpu/QQP
+#   bash experiments/match_cpu.sh QQP runs/match_cpu/QQP --set data.max_examples=6400 --set train.epoch=1
+#   python experiments/match_table.py runs/match_cpu/QQP
 set -euo pipefail
 task=$1; root=$2; shift 2
 for stage in ${STAGES:-teacher siamese virt dc_bert late_fusion}; do

@@ -1,15 +1,11 @@
-"""tools/compare_full.py: the job graph (twins beside methods, transfer-set copies) and the runner (order, skips)."""
-import importlib.util
+"""experiments/compare_full.py: the job graph (twins beside methods, transfer-set copies) and the runner (order, skips)."""
 import subprocess
 import sys
 
 import pytest
 
+from experiments import compare_full
 from tests.helpers import REPO
-
-spec = importlib.util.spec_from_file_location("compare_full", REPO / "tools" / "compare_full.py")
-compare_full = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(compare_full)
 
 
 def test_every_method_has_its_twin_and_two_stage_methods_split_the_epochs(tmp_path):
@@ -88,7 +84,7 @@ def test_the_teacher_takes_overrides_and_misspelt_names_stop_with_one_line(tmp_p
                                                       overrides={"teacher": ["train.metric=loss", "train.metric_mode=min"]})}
     assert jobs["MRPC_teacher"].cmd[-4:] == ["--set", "train.metric=loss", "--set", "train.metric_mode=min"]
     assert not any("train.metric=loss" in j.cmd for name, j in jobs.items() if name != "MRPC_teacher")
-    base = [sys.executable, str(REPO / "tools" / "compare_full.py"), "--root", str(tmp_path), "--tasks", "MRPC",
+    base = [sys.executable, str(REPO / "experiments" / "compare_full.py"), "--root", str(tmp_path), "--tasks", "MRPC",
             "--seeds", "1", "--epochs", "MRPC=6", "--dry"]
     for extra, message in ((["--override", "theseus_basline:student.num_layers=2"],
                             "--override theseus_basline:student.num_layers=2: no run 'theseus_basline' in this graph"),

@@ -1,7 +1,7 @@
-"""Markdown table of the text-matching comparison (issue 4): teacher vs plain two-tower vs VIRT vs DC-BERT per
+"""Markdown table of the text-matching comparison (docs/MATCHING.md): teacher vs plain two-tower vs VIRT vs DC-BERT per
 task, from the run directories the pipelines write (config/match/<TASK>/pipeline.config).
 
-  python tools/match_table.py runs/match/RTE runs/match/QQP runs/match/BoolQ
+  python experiments/match_table.py runs/match/RTE runs/match/QQP runs/match/BoolQ
 
 Each <root>/<stage>/results.json (written by --do_test / test.py) gives the test metrics, the online FLOPs per
 query (two-tower models: given the cached document; the cross-encoder: everything) and the measured batch-1

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Issue 5's multilingual comparison (seed 000) on a 2-core CPU.
+# The multilingual comparison (Ding et al. 2022's multi-stage framework; docs/RESULTS.md) on a 2-core CPU.
 #   phase 1, one after another on both cores: mul_mse (stage 1, the multilingual model) -> bottle_distill (stage 2,
 #            from it) -> rec_bottle_distill (stage 3, from stage 2, taught by stage 1)
 #   phase 2, two queues of one thread each, side by side (stage 4, from stage 3, taught by the English teacher):
 #            teacher applied directly -> rec_bottle_mcl -> rec_bottle_bool  |  rec_bottle_ce -> rec_bottle_mse
 # Every stage gets the same extra --set overrides (the budget), and stage 4 also STAGE4_EPOCHS when set (the
 # authors give stage 4 three times mul_mse's epochs: 60 against 20); a stage whose train_summary.json exists (train.py
-# writes it last, after the test) is skipped, so the command resumes. The table: python tools/multilingual_table.py --root ROOT
+# writes it last, after the test) is skipped, so the command resumes. The table: python experiments/multilingual_table.py --root ROOT
 # bf16 autocast doubles a CPU with AVX512-BF16's throughput here (mul_mse: 76 against 41 pairs/s on 2 threads) and
 # reproduces the fp32 scores to 0.1 point (docs/RESULTS.md):
-#   STAGE4_EPOCHS=3 bash tools/multilingual_cpu.sh runs/multilingual/minilm --set data.max_examples=30000 --set train.epoch=1 --set train.precision=bf16
+#   STAGE4_EPOCHS=3 bash experiments/multilingual_cpu.sh runs/multilingual/minilm --set data.max_examples=30000 --set train.epoch=1 --set train.precision=bf16
 set -euo pipefail
 root=$1; shift
 mkdir -p "$(dirname "$root")"
@@ -51,4 +51,4 @@ q1=$!
 queue "rec_bottle_ce:rec_bottle_distill rec_bottle_mse:rec_bottle_distill" "$@" "${stage4[@]}" > "$root.queue2.log" 2>&1 &
 q2=$!
 wait $q1 && wait $q2
-echo "done: python tools/multilingual_table.py --root $root"
+echo "done: python experiments/multilingual_table.py --root $root"

@@ -2,7 +2,7 @@
 word types (lower-cased \\w+ runs) that occur anywhere in the training file. Says whether a test set is in the
 training data's domain (e.g. Tatoeba against Multi30k captions).
 
-  python tools/vocab_coverage.py ../shared/data/multi30k/train.de ../shared/data/tatoeba/tatoeba.deu-eng.deu
+  python experiments/vocab_coverage.py ../shared/data/multi30k/train.de ../shared/data/tatoeba/tatoeba.deu-eng.deu
 """
 import argparse
 import re
@@ -34,4 +34,6 @@ def main():
 
 
 if __name__ == "__main__":
+    from pretrained.offline import go_offline
+    go_offline()
     main()

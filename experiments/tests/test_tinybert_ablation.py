@@ -1,12 +1,12 @@
-"""tools/tinybert_ablation.sh: each variant runs the stages it names, chained through the exported student."""
+"""experiments/tinybert_ablation.sh: each variant runs the stages it names, chained through the exported student."""
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "tools" / "tinybert_ablation.sh"
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "experiments" / "tinybert_ablation.sh"
 
 
 def run_script(tmp_path, *variants, **extra_env):

@@ -1,4 +1,4 @@
-"""tools/method_table.py: the RESULTS rows pair each method with its twin and compute kept share and gain."""
+"""experiments/method_table.py: the RESULTS rows pair each method with its twin and compute kept share and gain."""
 import json
 import subprocess
 import sys
@@ -19,8 +19,8 @@ def write_seed_runs(root, accuracies):
 
 
 def method_table(*args):
-    """tools/method_table.py's output for these arguments."""
-    return subprocess.run([sys.executable, str(REPO / "tools" / "method_table.py"), *args],
+    """experiments/method_table.py's output for these arguments."""
+    return subprocess.run([sys.executable, str(REPO / "experiments" / "method_table.py"), *args],
                           capture_output=True, text=True, check=True).stdout
 
 
@@ -46,7 +46,7 @@ def test_rows_gain_and_kept_share(tmp_path):
 
 
 def test_seeded_root_gives_mean_std_and_wins(tmp_path):
-    root = tmp_path / "full"  # tools/compare_full.py layout: s<SEED>/<TASK>/<run>, teachers/<TASK>
+    root = tmp_path / "full"  # experiments/compare_full.py layout: s<SEED>/<TASK>/<run>, teachers/<TASK>
     write_run(root / "teachers" / "T", {"accuracy": 0.90}, 1000)
     for seed, kd, base in ((1, 0.80, 0.78), (2, 0.84, 0.79), (3, 0.79, 0.80)):
         write_run(root / f"s{seed}" / "T" / "kd", {"accuracy": kd}, 100)
@@ -134,7 +134,7 @@ def test_unmeasured_latency_prints_a_dash_not_none(tmp_path):
 
 
 def test_per_seed_reads_the_ablation_layout_and_stage_directories(tmp_path):
-    root = tmp_path / "abl" / "T"  # tools/tinybert_ablation.sh: ROOT/s<SEED>/<variant>[/prediction], no task level
+    root = tmp_path / "abl" / "T"  # experiments/tinybert_ablation.sh: ROOT/s<SEED>/<variant>[/prediction], no task level
     write_run(tmp_path / "teacher", {"acc_and_f1": 0.80}, 1000)
     for seed, scores in ((1, (0.70, 0.76, 0.74)), (2, (0.71, 0.69, 0.70))):
         stage = root / f"s{seed}" / "tr_aug" / "prediction"

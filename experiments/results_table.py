@@ -1,6 +1,6 @@
 """Print a markdown table from the results.json / train_summary.json of run directories.
 
-  python tools/results_table.py runs/glue/SST-2/teacher runs/glue/SST-2/kd runs/glue/SST-2/baseline
+  python experiments/results_table.py runs/glue/SST-2/teacher runs/glue/SST-2/kd runs/glue/SST-2/baseline
 The first directory is the reference (teacher) for "retained".
 """
 import json

@@ -1,9 +1,9 @@
-"""The method-vs-twin comparison at full budgets: every issue-3 method and the same student trained without
+"""The method-vs-twin comparison at full budgets: every distillation method and the same student trained without
 a teacher, on the full training set, several seeds, run as a dependency graph of plain train.py commands,
 N at a time (one GPU holds many of these small jobs; on CPU use --jobs 1).
 
-  python tools/compare_full.py --tasks SST-2 MRPC --seeds 1 2 3 --jobs 12 --gpu 0 [--dry]
-  python tools/method_table.py SST-2 --root runs/full     # mean +- std over the seeds found
+  python experiments/compare_full.py --tasks SST-2 MRPC --seeds 1 2 3 --jobs 12 --gpu 0 [--dry]
+  python experiments/method_table.py SST-2 --root runs/full     # mean +- std over the seeds found
 
 Layout under --root (default runs/full): teachers/<TASK>, general/{mlm_head,distilbert,minilmv2,tinybert},
 aug/<TASK>/tang.tsv, s<SEED>/<TASK>/<run>, logs/<job>.log, done/<job>. Re-running skips finished jobs and
@@ -21,10 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from init.config import load_config  # noqa: E402
-from utils.paths import data_file  # noqa: E402
+from init.config import load_config
+from utils.paths import data_file
 
 TWO_STAGE_SPLIT = 2
 UNLABELED_EVAL_STEPS = 100  # the student and its twin pick their best of evaluations this many steps apart
@@ -36,7 +34,7 @@ class Job:
 
 
 def train(config, logdir, *sets, seed=None, test=True):
-    """A train.py command; latency is measured separately on CPU, one model at a time (tools/latency_runs.sh)."""
+    """A train.py command; latency is measured separately on CPU, one model at a time (experiments/latency_runs.sh)."""
     cmd = [sys.executable, "train.py", "--config", config, "--logdir", str(logdir), "--set", "eval.latency_batches=0",
            "--set", "output.tensorboard=false"]
     cmd += ["--do_test"] if test else []
@@ -328,4 +326,6 @@ def main():
 
 
 if __name__ == "__main__":
+    from pretrained.offline import go_offline
+    go_offline()
     main()

@@ -1,18 +1,18 @@
-"""Markdown table of the method comparison (tools/compare_methods.sh): each distilled student next to its
+"""Markdown table of the method comparison (experiments/compare_methods.sh): each distilled student next to its
 no-teacher twin, with size, dev metric, share of the teacher's metric kept, and batch-1 CPU latency.
 
-  python tools/method_table.py SST-2 [--root runs/cmp] [--teacher runs/glue/SST-2/teacher]
-Latency comes from <root>/latency/<TASK>/*/results.json (tools/latency_runs.sh, one model at a time), matched
+  python experiments/method_table.py SST-2 [--root runs/cmp] [--teacher runs/glue/SST-2/teacher]
+Latency comes from <root>/latency/<TASK>/*/results.json (experiments/latency_runs.sh, one model at a time), matched
 by parameter count (one measurement per student architecture), else from the run's own results.json.
-A root with seed folders (tools/compare_full.py: <root>/s<SEED>/<TASK>/<run>, teacher <root>/teachers/<TASK>)
+A root with seed folders (experiments/compare_full.py: <root>/s<SEED>/<TASK>/<run>, teacher <root>/teachers/<TASK>)
 gives mean +- sample std over the seeds, and in how many seeds the method beat its twin (plus rows for runs made
 on the Tang transfer set, `compare_full.py --transfer_set`, and with an unlabeled one, `--unlabeled`):
-  python tools/method_table.py SST-2 --root runs/full --latency_root runs/cmp/latency
+  python experiments/method_table.py SST-2 --root runs/full --latency_root runs/cmp/latency
 --per_seed RUN ... prints, for each seed, each run's best validation score (its step) and its last one, from the
 run's metrics.jsonl (a Theseus phase 1 is its own run, e.g. theseus_phase1):
-  python tools/method_table.py MRPC --root runs/full_cpu --per_seed theseus_phase1 theseus theseus_baseline
-It also reads tools/tinybert_ablation.sh's layout (<root>/s<SEED>/<variant>, a stage as <variant>/prediction):
-  python tools/method_table.py MRPC --root runs/abl/MRPC --teacher runs/full_cpu/teachers/MRPC --per_seed twin tr_aug/prediction
+  python experiments/method_table.py MRPC --root runs/full_cpu --per_seed theseus_phase1 theseus theseus_baseline
+It also reads experiments/tinybert_ablation.sh's layout (<root>/s<SEED>/<variant>, a stage as <variant>/prediction):
+  python experiments/method_table.py MRPC --root runs/abl/MRPC --teacher runs/full_cpu/teachers/MRPC --per_seed twin tr_aug/prediction
 """
 import argparse
 import configparser
@@ -49,7 +49,7 @@ def result_dir(root, task, name):
 
 
 def measured_latencies(root, task, latency_root=None):
-    """{architecture (layers, params): latency} from tools/latency_runs.sh: latency depends on the
+    """{architecture (layers, params): latency} from experiments/latency_runs.sh: latency depends on the
     architecture, not the weights, so one measurement per student shape serves every run of that shape."""
     found = {}
     for path in sorted((Path(latency_root) if latency_root else Path(root) / "latency").glob(f"{task}/*/results.json")):
@@ -98,8 +98,8 @@ def evaluations(run_dir, key):
 
 
 def seed_dirs(root, task):
-    """[(seed, dir holding that seed's runs)]: <root>/s<SEED>/<TASK>/ (tools/compare_full.py), or else
-    <root>/s<SEED>/ (tools/tinybert_ablation.sh's ROOT, one task per root)."""
+    """[(seed, dir holding that seed's runs)]: <root>/s<SEED>/<TASK>/ (experiments/compare_full.py), or else
+    <root>/s<SEED>/ (experiments/tinybert_ablation.sh's ROOT, one task per root)."""
     found = sorted(Path(root).glob("s*/" + task))
     if found:
         return [(d.parent.name[1:], d) for d in found]
@@ -169,9 +169,9 @@ def main():
     parser.add_argument("task")
     parser.add_argument("--root", default="runs/cmp")
     parser.add_argument("--teacher")
-    parser.add_argument("--latency_root", help="where tools/latency_runs.sh wrote (default <root>/latency)")
+    parser.add_argument("--latency_root", help="where experiments/latency_runs.sh wrote (default <root>/latency)")
     parser.add_argument("--suffix", default="", help="read <run><suffix> and <twin><suffix>, e.g. _lr3e-4 "
-                        "(tools/compare_methods.sh mrpc_lr3e4); one-seed roots only")
+                        "(experiments/compare_methods.sh mrpc_lr3e4); one-seed roots only")
     parser.add_argument("--skip_missing", action="store_true", help="seed roots: leave out methods with no finished pair")
     parser.add_argument("--per_seed", nargs="+", metavar="RUN", help="seed roots: best and last evaluation of these runs")
     args = parser.parse_args()

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Batch-1 CPU latency of the teacher and of one run per student architecture, measured one model at a
 # time by test.py on the first 50 dev examples (latency depends on the architecture, not the weights;
-# tools/method_table.py matches runs to these by parameter count). Output: runs/cmp/latency/<TASK>/<run>/results.json
-#   OMP_NUM_THREADS=1 bash tools/latency_runs.sh SST-2 MRPC
+# experiments/method_table.py matches runs to these by parameter count). Output: runs/cmp/latency/<TASK>/<run>/results.json
+#   OMP_NUM_THREADS=1 bash experiments/latency_runs.sh SST-2 MRPC
 set -u
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}

@@ -4,7 +4,7 @@ two directions in brackets), their mean, and STS-B Spearman, read from <root>/<s
 --valid prints the same accuracies on the validation split instead (Multi30k val: in the training data's domain,
 unlike Tatoeba), from the evaluation in <root>/<stage>/metrics.jsonl that picked the tested checkpoint.
 
-  python tools/multilingual_table.py [--root runs/multilingual/minilm] [--ablation runs/multilingual/ablation] [--valid]
+  python experiments/multilingual_table.py [--root runs/multilingual/minilm] [--ablation runs/multilingual/ablation] [--valid]
       [--extra "LABEL=RUN_DIR" ...]   (rows for runs outside the pipeline's layout, e.g. another budget)
 """
 import argparse

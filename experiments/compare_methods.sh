@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# The runs behind docs/RESULTS.md "Distillation methods vs their no-teacher twins": every issue-3 method
+# The runs behind docs/RESULTS.md "Distillation methods vs their no-teacher twins": every distillation method
 # and the same student trained without a teacher, on a stated budget. Each line is a plain train.py
 # command; re-running skips finished runs (DONE marker) and resumes unfinished ones.
-#   bash tools/compare_methods.sh general    # MLM head, DistilBERT / MiniLMv2 / TinyBERT general distillation
-#   bash tools/compare_methods.sh sst2       # SST-2 (first 8,000 training sentences), dev set
-#   bash tools/compare_methods.sh mrpc       # MRPC (full training set), dev set
-#   bash tools/compare_methods.sh mrpc_lr3e4 # the MRPC transformer methods and twins again at lr 3e-4 (*_lr3e-4)
+#   bash experiments/compare_methods.sh general    # MLM head, DistilBERT / MiniLMv2 / TinyBERT general distillation
+#   bash experiments/compare_methods.sh sst2       # SST-2 (first 8,000 training sentences), dev set
+#   bash experiments/compare_methods.sh mrpc       # MRPC (full training set), dev set
+#   bash experiments/compare_methods.sh mrpc_lr3e4 # the MRPC transformer methods and twins again at lr 3e-4 (*_lr3e-4)
 # Theseus here runs 6 -> 2 layers (compress_ratio = 3, a 2-layer theseus_baseline, which is also PKD's twin), the
 # shipped configs' ratio when these runs were made; the configs ship 6 -> 3 since 2026-12-05.
 # Needs the fine-tuned teachers runs/glue/{SST-2,MRPC}/teacher (config/glue/<TASK>/teacher.config).
-# Latency is measured afterwards, one model at a time: tools/latency_table.py.
+# Latency is measured afterwards, one model at a time: experiments/latency_runs.sh (the table: experiments/method_table.py).
 set -u
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Where does TinyBERT's task distillation lose to its no-teacher twin? One MRPC run per variant and seed, all in
 # bf16 with an evaluation every 50 steps (the best one is tested), one thread per job.
-#   bash tools/tinybert_ablation.sh SEED VARIANT [VARIANT ...]       (GPU=0 bash ... passes --gpu 0 to every run)
+#   bash experiments/tinybert_ablation.sh SEED VARIANT [VARIANT ...]       (GPU=0 bash ... passes --gpu 0 to every run)
 # Needs the teacher (runs/full_cpu/teachers/MRPC), the general-distilled student (runs/full_cpu/general/tinybert)
 # and, for the *_tr variants, the unlabeled transfer set (runs/transfer/MRPC.tsv); docs/RESULTS.md has the commands.
 # Variants (MRPC has 115 steps of 32 pairs per epoch):

@@ -1,0 +1,25 @@
+"""experiments/match_table.py: the text-matching comparison table from results.json files, missing runs shown."""
+import json
+
+
+def test_match_table_reads_results(tmp_path):
+    from experiments.match_table import table
+    def write(stage, acc, online, latency):
+        (tmp_path / "RTE" / stage).mkdir(parents=True)
+        (tmp_path / "RTE" / stage / "results.json").write_text(json.dumps(
+            {"metrics": {"accuracy": acc}, "flops": {"online": online, "offline": 0 if stage == "teacher" else 2e9},
+             "latency_ms": latency, "params": 10, "params_with_heads": 12}))
+    write("teacher", 0.70, 4.5e9, 60.0)
+    write("siamese", 0.55, 0.9e9, 16.0)
+    write("virt", 0.6, 1.1e9, 19.0)
+    text = table([str(tmp_path / "RTE")])
+    assert "| RTE | cross-encoder teacher (bert_bipartition) | 70.00 | 4.500 | 0.000 | 60.0 | 12 |" in text
+    assert "| RTE | late-fusion two-tower, no teacher | missing |" in text
+    assert "- RTE: VIRT - plain two-tower = +5.00 accuracy points" in text
+    (tmp_path / "QQP").mkdir()
+    for stage, acc, f1 in (("siamese", 0.7787, 0.7135), ("virt", 0.7629, 0.7405)):
+        (tmp_path / "QQP" / stage).mkdir()
+        (tmp_path / "QQP" / stage / "results.json").write_text(json.dumps(
+            {"metrics": {"accuracy": acc, "f1": f1}, "flops": {"online": 1e9, "offline": 1e9}, "params": 10}))
+    text = table([str(tmp_path / "QQP")])
+    assert "- QQP: VIRT - plain two-tower = -1.58 accuracy points (F1 +2.70)" in text
