@@ -1,4 +1,4 @@
-"""Tiny text-matching fixtures (issue 4): RTE-layout pair data whose label says whether the two texts carry
+"""Tiny text-matching fixtures: RTE-layout pair data whose label says whether the two texts carry
 the same sentiment word, and a random cross-encoder teacher marked as a mean-pooling bipartition export."""
 import random
 from pathlib import Path

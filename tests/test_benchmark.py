@@ -1,4 +1,4 @@
-"""Issue 6: the benchmark harness on tiny models (so it cannot rot), length-grouped batches, the kd_hidden
+"""The benchmark harness (docs/PERFORMANCE.md) on tiny models (so it cannot rot), length-grouped batches, the kd_hidden
 benchmark method, and the efficiency report written after train and test runs."""
 import json
 import random

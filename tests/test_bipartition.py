@@ -1,4 +1,4 @@
-"""bert_bipartition and the bipartition layout (issue 4): where PAD and SEP go, mean pooling over valid tokens,
+"""bert_bipartition and the bipartition layout: where PAD and SEP go, mean pooling over valid tokens,
 the BoolQ split, end-to-end teacher training, one-line config errors, and every shipped matching config loads."""
 import json
 
@@ -139,7 +139,7 @@ def test_boolq_config_splits_the_real_dev_file():
 
 
 def test_seed_layout_jsonl_trains_the_teacher(tmp_path, tiny_bert):
-    """Seed 002's layout: <root>/rte/train.jsonl, dev.jsonl with premise / hypothesis / label."""
+    """The VIRT authors' layout: <root>/rte/train.jsonl, dev.jsonl with premise / hypothesis / label."""
     rows = [{"premise": "the movie was good", "hypothesis": "good", "label": "entailment"},
             {"premise": "the plot was bad", "hypothesis": "good", "label": "not_entailment"}] * 8
     (tmp_path / "rte").mkdir()

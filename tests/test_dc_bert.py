@@ -1,4 +1,4 @@
-"""DC-BERT (issue 4): built from the teacher's layers, the loss composition, tower independence through the
+"""DC-BERT: built from the teacher's layers, the loss composition, tower independence through the
 document cache, end-to-end training with exact resume, one-line config errors."""
 import json
 

@@ -1,4 +1,4 @@
-"""FLOPs of the matching models (issue 4): the analytic count against torch's FlopCounterMode (within 5%; in fact
+"""FLOPs of the matching models: the analytic count against torch's FlopCounterMode (within 5%; in fact
 exact, both count matrix products only), the layer formula by hand, the offline/online split, and tools/flops.py."""
 import json
 import subprocess

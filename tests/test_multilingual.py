@@ -1,4 +1,4 @@
-"""Multilingual sentence-embedding distillation (seed 000): mul_mse and Ding et al. 2022's multi-stage methods.
+"""Multilingual sentence-embedding distillation: mul_mse and Ding et al. 2022's multi-stage methods.
 Student shapes and parameter counts by hand, each stage-4 term by hand, the teacher-embedding cache (once per
 sentence, across epochs, resumes and ranks), the data readers and evaluator, a tiny 1 -> 2 -> 3 -> 4 pipeline through
 the real training code with a SentenceTransformer export, exact resume, config errors and the shipped configs."""

@@ -1,4 +1,4 @@
-"""VIRT (issue 4): the virtual-attention loss against hand-computed values, the method's attention term against
+"""VIRT: the virtual-attention loss against hand-computed values, the method's attention term against
 an independent recomputation (HF attention outputs of the teacher, the student's own q/k projections), tower
 independence, end-to-end training with exact resume, the document-cache path of test.py, one-line errors."""
 import json
