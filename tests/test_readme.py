@@ -109,7 +109,7 @@ def test_walkthrough_runs_verbatim(tmp_path):
     tsv_names = sorted({name for _, _, body in blocks for name in re.findall(r"[\w./-]+\.tsv", body)})
     assert tsv_names, "the walkthrough names no data file"
     for name in tsv_names:
-        write_tsv(repo / name, labels, 60 if "train" in Path(name).name else 20)
+        write_tsv(repo / name, labels, 24 if "train" in Path(name).name else 8)
 
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
