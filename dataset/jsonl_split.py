@@ -19,8 +19,6 @@ class JsonlSplitDataset(ExamplesDataset):
     def __init__(self, config, mode):
         self.mode = mode
         every = config.get("match", "split_every")
-        if every < 2:
-            raise ConfigError(f"{config.source('match', 'split_every')}: [match] split_every = {every}: must be >= 2")
         text_a = config.get("data", "text_a_field")
         if not text_a:
             raise ConfigError("[data] text_a_field: required for JSONL data but empty")

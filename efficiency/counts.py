@@ -22,3 +22,40 @@ def latency_ms(module, batches, warmup=3):
             times.append((time.perf_counter() - start) * 1000)
     module.train(was_training)
     return round(statistics.median(times), 3) if times else None
+
+
+MIN_CPU_SHARE = 0.5  # below this the process waited for cores more than it ran: a latency figure then says little
+
+
+@torch.inference_mode()
+def paired_latency(models, warmup=3):
+    """Batch-1 latency of several models measured side by side: {name: {"median_ms", "iqr_ms"}}, plus "cpu_share".
+
+    models: {name: (module, [inputs per example])}, every list as long. Each example runs every model in turn, so a
+    load that comes and goes slows all of them alike and their ratio stays honest (timed one after the other, a
+    teacher measured under load once came out slower than its student by 0.4x and faster by 7.8x in two reports).
+    One perf_counter reading per call, after `warmup` untimed examples: torch.utils.benchmark's Timer runs warm-up
+    calls of its own before every measurement, which would triple the runs of an interleaved loop. cpu_share is the
+    process's CPU time over its threads' wall time while timing: under MIN_CPU_SHARE the figures are not reliable."""
+    modes = {name: module.training for name, (module, _) in models.items()}
+    for module, _ in models.values():
+        module.eval()
+    count = min(len(inputs) for _, inputs in models.values())
+    times = {name: [] for name in models}
+    wall, cpu = time.perf_counter(), time.process_time()
+    for i in range(count):
+        for name, (module, inputs) in models.items():
+            start = time.perf_counter()
+            module(**inputs[i])
+            if i >= warmup or count <= warmup:
+                times[name].append((time.perf_counter() - start) * 1000)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    for name, (module, _) in models.items():
+        module.train(modes[name])
+    report = {}
+    for name, values in times.items():
+        if values:
+            q1, _, q3 = statistics.quantiles(values, n=4) if len(values) > 1 else (values[0],) * 3
+            report[name] = {"median_ms": round(statistics.median(values), 3), "iqr_ms": round(q3 - q1, 3)}
+    report["cpu_share"] = round(cpu / max(wall * torch.get_num_threads(), 1e-9), 3)
+    return report

@@ -62,7 +62,9 @@ def test_efficiency(run, latency=None):
 
 def latency_fields(results):
     """The latency entries of a results dict (process/test_process.py efficiency) the report carries."""
-    return {k: results[k] for k in ("latency_ms", "teacher_latency_ms", "speedup_vs_teacher") if k in results}
+    keys = ("latency_ms", "latency_iqr_ms", "teacher_latency_ms", "teacher_latency_iqr_ms", "speedup_vs_teacher",
+            "latency_cpu_share", "latency_reliable")
+    return {k: results[k] for k in keys if k in results}
 
 
 def log_efficiency(run, what, report):

@@ -13,6 +13,10 @@ class CorrelationEvaluator:
     def __init__(self, config=None):
         self.config = config
 
+    def details(self, logits, labels, names=None):
+        """No per-class table: not a classification over label names."""
+        return None
+
     def __call__(self, logits, labels):
         scores = np.asarray(logits, dtype=np.float64)
         if scores.ndim == 2 and scores.shape[1] == 1:

@@ -34,3 +34,6 @@ class GlueEvaluator:
 
     def __call__(self, logits, labels):
         return self.inner(logits, labels)
+
+    def details(self, logits, labels, names=None):
+        return self.inner.details(logits, labels, names)

@@ -1,11 +1,13 @@
 """Matthews correlation evaluator (CoLA: robust to its label imbalance)."""
 
-from evaluator._common import class_preds
+import numpy as np
+
+from evaluator._common import class_details, class_preds, multiclass_f1
 from evaluator.metrics import accuracy, matthews_corrcoef
 
 
 class MCCEvaluator:
-    """(N, C) logits -> {"mcc", "accuracy"}."""
+    """(N, C) logits -> {"mcc", "accuracy"} (+ "f1_macro", "f1_weighted" when C > 2)."""
 
     main_metric = "mcc"
 
@@ -14,4 +16,8 @@ class MCCEvaluator:
 
     def __call__(self, logits, labels):
         preds, labels = class_preds(logits, labels)
-        return {"mcc": matthews_corrcoef(preds, labels), "accuracy": accuracy(preds, labels)}
+        return {"mcc": matthews_corrcoef(preds, labels), "accuracy": accuracy(preds, labels),
+                **multiclass_f1(preds, labels, np.shape(logits)[1])}
+
+    def details(self, logits, labels, names=None):
+        return class_details(logits, labels, names)

@@ -1,10 +1,13 @@
-"""GLUE metrics in plain numpy, so evaluation needs no sklearn/scipy at run time.
+"""Classification and correlation metrics, computed by scikit-learn and scipy (the references everyone checks
+against), with the project's two guarantees on top: empty input is an error, so a silently empty dev set cannot look
+like a score, and a metric that is undefined (constant predictions or inputs) is 0.0, not nan.
 
-All functions return Python floats as fractions (not percentages) and raise
-ValueError on empty input, so a silently empty dev set cannot look like a score.
-"""
+All functions return Python floats as fractions (not percentages)."""
+import warnings
 
 import numpy as np
+from scipy import stats
+from sklearn import metrics as skm
 
 EMPTY_MSG = "no examples to evaluate"
 
@@ -22,58 +25,60 @@ def _pair(a, b):
 def accuracy(preds, labels):
     """Fraction of exact matches."""
     p, y = _pair(preds, labels)
-    return float(np.mean(p == y))
+    return float(skm.accuracy_score(y, p))
 
 
 def f1_binary(preds, labels, positive=1):
     """F1 of the `positive` class; 0.0 when there are no true positives."""
     p, y = _pair(preds, labels)
-    tp = np.sum((p == positive) & (y == positive))
-    fp = np.sum((p == positive) & (y != positive))
-    fn = np.sum((p != positive) & (y == positive))
-    denom = 2 * tp + fp + fn
-    return float(2 * tp / denom) if denom else 0.0
+    return float(skm.f1_score(y, p, labels=[positive], average=None, zero_division=0)[0])
+
+
+def f1_averaged(preds, labels, average):
+    """Macro- or weighted-F1 over the classes that occur in labels or predictions."""
+    p, y = _pair(preds, labels)
+    return float(skm.f1_score(y, p, average=average, zero_division=0))
 
 
 def matthews_corrcoef(preds, labels):
     """Multi-class MCC (Gorodkin's R_K); 0.0 when undefined (e.g. constant predictions)."""
     p, y = _pair(preds, labels)
-    classes, inv = np.unique(np.concatenate([y, p]), return_inverse=True)
-    k, n = classes.size, y.size
-    cm = np.zeros((k, k), dtype=np.float64)  # rows: true, cols: predicted
-    np.add.at(cm, (inv[:n], inv[n:]), 1)
-    t, pk = cm.sum(axis=1), cm.sum(axis=0)
-    c, s = np.trace(cm), float(n)
-    num = c * s - t @ pk
-    denom = np.sqrt(s * s - pk @ pk) * np.sqrt(s * s - t @ t)
-    return float(num / denom) if denom else 0.0
+    return float(skm.matthews_corrcoef(y, p))
+
+
+def _correlation(fn, x, y):
+    a, b = _pair(x, y)
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    if np.all(a == a[0]) or np.all(b == b[0]):
+        return 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = fn(a, b).statistic
+    return 0.0 if np.isnan(value) else float(np.clip(value, -1.0, 1.0))
 
 
 def pearson(x, y):
     """Pearson r; 0.0 for a constant input instead of nan."""
-    a, b = _pair(x, y)
-    a = a.astype(np.float64) - np.mean(a, dtype=np.float64)
-    b = b.astype(np.float64) - np.mean(b, dtype=np.float64)
-    denom = np.sqrt(a @ a) * np.sqrt(b @ b)
-    if denom == 0:
-        return 0.0
-    return float(np.clip(a @ b / denom, -1.0, 1.0))
+    return _correlation(stats.pearsonr, x, y)
 
 
 def _rank(v):
-    """1-based ranks, ties get the average of the ranks they span."""
-    order = np.argsort(v, kind="mergesort")
-    sv = v[order]
-    # start index of each run of equal values
-    starts = np.flatnonzero(np.r_[True, sv[1:] != sv[:-1]])
-    ends = np.r_[starts[1:], sv.size]
-    avg = (starts + ends + 1) / 2.0  # mean of 1-based ranks starts+1..ends
-    ranks = np.empty(v.size, dtype=np.float64)
-    ranks[order] = np.repeat(avg, ends - starts)
-    return ranks
+    """1-based ranks, ties get the average of the ranks they span (what Spearman correlates)."""
+    return stats.rankdata(v, method="average")
 
 
 def spearman(x, y):
     """Spearman rho = Pearson on average ranks; 0.0 for a constant input."""
-    a, b = _pair(x, y)
-    return pearson(_rank(a), _rank(b))
+    return _correlation(stats.spearmanr, x, y)
+
+
+def classification_details(preds, labels, names):
+    """Per-class precision / recall / F1 / support and the confusion matrix (rows: true, columns: predicted) over
+    the classes `names` (index = label id), for results.json."""
+    p, y = _pair(preds, labels)
+    ids = list(range(len(names)))
+    precision, recall, f1, support = skm.precision_recall_fscore_support(y, p, labels=ids, zero_division=0)
+    per_class = [{"label": name, "precision": round(float(precision[i]), 6), "recall": round(float(recall[i]), 6),
+                  "f1": round(float(f1[i]), 6), "support": int(support[i])} for i, name in enumerate(names)]
+    matrix = skm.confusion_matrix(y, p, labels=ids)
+    return {"per_class": per_class, "confusion_matrix": {"labels": list(names), "rows": matrix.tolist()}}

@@ -18,6 +18,10 @@ class MLMEvaluator:
     def __init__(self, config=None):
         self.config = config
 
+    def details(self, logits, labels, names=None):
+        """No per-class table: not a classification over label names."""
+        return None
+
     def __call__(self, logits, labels):
         stats = np.asarray(logits, dtype=np.float64)
         if stats.ndim != 2 or stats.shape[1] != 3:

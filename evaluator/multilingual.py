@@ -44,6 +44,10 @@ class MultilingualEvaluator:
     def name(self, group):
         return self.names[group] if group < len(self.names) else f"set{group}"
 
+    def details(self, logits, labels, names=None):
+        """No per-class table: not a classification over label names."""
+        return None
+
     def __call__(self, logits, labels):
         logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(labels, dtype=np.float64)
         if logits.shape[0] == 0:

@@ -1,10 +1,10 @@
-"""Print a markdown table from the results.json / train_summary.json of run directories.
+"""Print a markdown table from the results.json (test split) / train_summary.json of run directories.
 
   python experiments/results_table.py runs/glue/SST-2/teacher runs/glue/SST-2/kd runs/glue/SST-2/baseline
 The first directory is the reference (teacher) for "retained".
 """
+import argparse
 import json
-import sys
 from pathlib import Path
 
 
@@ -19,7 +19,7 @@ def row(run_dir, reference):
 
 
 def main(dirs):
-    print("| run | dev metrics (%) | retained vs first row | params | CPU latency ms (batch 1) | optimizer steps |")
+    print("| run | test metrics (%) | retained vs first row | params | CPU latency ms (batch 1) | optimizer steps |")
     print("|---|---|---|---|---|---|")
     reference = None
     for d in dirs:
@@ -29,4 +29,7 @@ def main(dirs):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    parser = argparse.ArgumentParser(description="A markdown table of run directories' test results (results.json) "
+                                                 "and training steps; the first directory is the reference for 'retained'.")
+    parser.add_argument("dirs", nargs="+", metavar="RUN_DIR", help="run directories holding results.json and train_summary.json")
+    main(parser.parse_args().dirs)

@@ -30,13 +30,6 @@ def example_seed(seed, split, index):
     return x ^ (x >> 31)
 
 
-def _probability(config, key):
-    value = config.get("mlm", key)
-    if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{config.source('mlm', key)}: [mlm] {key} = {value}: expected a probability in [0, 1]")
-    return value
-
-
 class MLMFormatter:
     reads_word_vocab = False  # token-level: the run's word vocabulary is not passed
 
@@ -44,9 +37,9 @@ class MLMFormatter:
         self.mode = mode
         self.max_length = config.get("data", "max_seq_length")
         self.seed = config.get("train", "seed")
-        self.mask_prob = _probability(config, "mask_prob")
-        self.p_mask = _probability(config, "mask_replace_prob")
-        self.p_random = _probability(config, "random_replace_prob")
+        self.mask_prob = config.get("mlm", "mask_prob")  # each in 0..1 (config/default.config); their sum here
+        self.p_mask = config.get("mlm", "mask_replace_prob")
+        self.p_random = config.get("mlm", "random_replace_prob")
         if self.p_mask + self.p_random > 1.0:
             raise ConfigError(f"[mlm] mask_replace_prob + random_replace_prob = {self.p_mask + self.p_random:g}: "
                               "must not exceed 1 (the rest of the predicted tokens is kept)")

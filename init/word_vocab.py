@@ -7,19 +7,11 @@ import copy
 
 from formatter.word_vocab import WordVocab
 from init.registry import dataset_list, lookup
-from utils.errors import ConfigError
-
-
-def _positive(config, key):
-    value = config.get("word_vocab", key)
-    if value < 1:
-        raise ConfigError(f"{config.source('word_vocab', key)}: [word_vocab] {key} = {value}: expected at least 1")
-    return value
 
 
 def build_word_vocab(config):
     """WordVocab of [word_vocab] vocab_size words (at most max_length per text) from the labeled training rows."""
-    size, max_length = _positive(config, "vocab_size"), _positive(config, "max_length")
+    size, max_length = config.get("word_vocab", "vocab_size"), config.get("word_vocab", "max_length")
     plain = copy.deepcopy(config)
     plain.set("data", "use_aug", False)
     plain.set("data", "transfer_file", "")

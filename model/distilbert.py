@@ -39,8 +39,6 @@ class DistilBERT(DistillModel):
         self.alpha_cos = config.get("distilbert", "alpha_cos")
         self.restrict = config.get("distilbert", "restrict_ce_to_mask")
         self.temperature = config.get("distill", "temperature")
-        if self.temperature <= 0:
-            raise ConfigError(f"[distill] temperature = {self.temperature:g}: must be positive")
         t_width, s_width = self.teacher.config.hidden_size, self.student.config.hidden_size
         if self.alpha_cos and t_width != s_width:
             raise ConfigError(f"[student] hidden_size = {s_width}: the cosine loss compares last hidden states, the "

@@ -29,7 +29,7 @@ from model.parts.student import cut_layers, num_layers_of
 from pretrained.loading import load_classifier, resolve_model_path
 from model.parts.layer_map import select_layers
 from model.parts.loss import task_loss
-from model.parts.theseus_schedule import check_schedule, key_where as _where, replacing_rate
+from model.parts.theseus_schedule import key_where as _where, replacing_rate
 from utils.errors import ConfigError
 
 
@@ -44,8 +44,7 @@ class Theseus(DistillModel):
     find_unused_parameters = True  # successor layers not drawn on a step get no gradient
 
     def __init__(self, config):
-        super().__init__()
-        check_schedule(config)
+        super().__init__()  # the schedule's ranges are checked at load time (config/default.config)
         path = resolve_model_path(config.get("distill", "teacher"), "[distill] teacher")
         teacher = load_classifier(path, "[distill] teacher")
         labels = config.get("model", "num_labels")

@@ -52,9 +52,6 @@ class TinyBERT(KD):
         self.kind = "ce"  # prediction stage: soft cross-entropy, the paper's L_pred
         self.caches_teacher_logits = self.stage == "prediction"  # the other stages need the teacher's inner states
         self.weights = {part: config.get("tinybert", f"{part}_weight") for part in ("embedding", "hidden", "attention")}
-        if any(w < 0 for w in self.weights.values()):
-            part = next(p for p, w in self.weights.items() if w < 0)
-            raise ConfigError(f"[tinybert] {part}_weight = {self.weights[part]}: must be >= 0")
         if self.stage != "prediction":
             if config.get("data", "valid_file"):  # an untrained task head's accuracy would pick the "best" student
                 raise ConfigError(f"{config.source('data', 'valid_file')}: [data] valid_file: [tinybert] stage = "

@@ -85,9 +85,6 @@ class VIRT(DistillModel):
                               "the two-tower students pool by mean (as in the VIRT paper)")
         self.use_att, self.use_kl, self.use_mse = get("use_kd_att"), get("use_kd_logit_kl"), get("use_kd_logit_mse")
         self.w_att, self.w_logit = get("kd_weight_att"), get("kd_weight_logit")
-        if self.w_att < 0 or self.w_logit < 0:
-            key = "kd_weight_att" if self.w_att < 0 else "kd_weight_logit"
-            raise ConfigError(f"{config.source('virt', key)}: [virt] {key} = {get(key)}: must be >= 0")
         self.renormalize, self.temperature = config.get("virt", "renormalize_teacher_att"), config.get("distill", "temperature")
         self.query_length, self.doc_length = tower_lengths(config)
         if self.use_att or self.use_kl or self.use_mse:

@@ -1,7 +1,9 @@
-"""LR schedules as LambdaLR multipliers: linear warmup then linear decay, cosine, or constant."""
-import math
+"""LR schedules: transformers' own (get_scheduler), sized by the run's total optimizer steps and its warm-up.
 
-from torch.optim.lr_scheduler import LambdaLR
+linear: warm-up then linear decay to 0 at total_steps; cosine: warm-up then half a cosine to 0; constant: warm-up then
+the base rate (transformers' constant_with_warmup). Within a run's steps these are exactly the multipliers the
+project's own LambdaLR copies computed (same float expressions), so checkpoints of either resume alike."""
+from transformers import get_scheduler
 
 
 def warmup_steps(config, total_steps):
@@ -10,26 +12,17 @@ def warmup_steps(config, total_steps):
     return steps if steps > 0 else int(config.get("train", "warmup_ratio") * total_steps)
 
 
-def _warm(step, warm):
-    return step / max(1, warm)
+def _build(name, optimizer, config, total_steps):
+    return get_scheduler(name, optimizer, num_warmup_steps=warmup_steps(config, total_steps), num_training_steps=total_steps)
 
 
 def build_linear(optimizer, config, total_steps):
-    warm = warmup_steps(config, total_steps)
-    return LambdaLR(optimizer, lambda s: _warm(s, warm) if s < warm else max(0.0, (total_steps - s) / max(1, total_steps - warm)))
+    return _build("linear", optimizer, config, total_steps)
 
 
 def build_cosine(optimizer, config, total_steps):
-    warm = warmup_steps(config, total_steps)
-
-    def factor(s):
-        if s < warm:
-            return _warm(s, warm)
-        progress = (s - warm) / max(1, total_steps - warm)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-    return LambdaLR(optimizer, factor)
+    return _build("cosine", optimizer, config, total_steps)
 
 
 def build_constant(optimizer, config, total_steps):
-    warm = warmup_steps(config, total_steps)
-    return LambdaLR(optimizer, lambda s: _warm(s, warm) if s < warm else 1.0)
+    return _build("constant_with_warmup", optimizer, config, total_steps)

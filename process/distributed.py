@@ -1,6 +1,7 @@
 """torch.distributed setup for CPU (gloo) and CUDA (nccl), from torchrun's env or launch's --local_rank."""
 import datetime
 import os
+import threading
 
 import torch
 import torch.distributed as dist
@@ -81,9 +82,24 @@ def mean_across(info, tensor):
     return tensor
 
 
-def cleanup(info):
-    if dist.is_initialized():
-        dist.destroy_process_group()
+TEARDOWN_GRACE_S = 10
+
+
+def cleanup(info, grace_s=TEARDOWN_GRACE_S):
+    """Destroy the process group, waiting at most grace_s: with a dead peer the teardown itself can block, and the
+    process must still end (process/cli.py exits with the lost-peer code after its one line)."""
+    if not dist.is_initialized():
+        return
+    done = threading.Event()
+
+    def destroy():
+        try:
+            dist.destroy_process_group()
+        finally:
+            done.set()
+
+    threading.Thread(target=destroy, name="kdw-teardown", daemon=True).start()
+    done.wait(grace_s)
 
 
 def check_same_config(info, config):

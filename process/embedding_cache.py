@@ -7,12 +7,11 @@ each embed a strided shard, exchange shards, and rank 0 writes the file atomical
 that finds the file loads it and computes nothing. The pass is canonical (texts sorted by length, fixed batch
 size), so a recomputed table equals a loaded one and resumed runs stay bitwise equal."""
 import hashlib
-import os
 from pathlib import Path
 
 import torch
 
-from process.checkpoint import atomic_save, verify
+from process.checkpoint import atomic_save, load_checkpoint
 from process.distributed import all_gather_objects, barrier
 from utils.errors import CheckpointError
 from utils.logging import get_logger
@@ -40,24 +39,37 @@ def embed_in_order(embed, texts, batch_size):
     return out if out is not None else torch.empty(0, 0)
 
 
-def read_stored_table(info, path, field, what):
-    """`field` of a cache file written by atomic_save, or None when there is none or it is unusable (a damaged file
-    is recomputed with a warning, not fatal). Rank 0 decides whether it exists, so every rank takes the same branch."""
+def stored_table(path, field, rows):
+    """`field` of a cache file, checked: sealed and intact (process/checkpoint.py), loaded without unpickling any
+    object, a dict whose `field` is a float (rows, width) tensor. Raises CheckpointError otherwise."""
+    stored = load_checkpoint(path)
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"{path}: holds a {type(stored).__name__}, not a cache table")
+    table = stored.get(field)
+    if not (torch.is_tensor(table) and table.is_floating_point() and table.dim() == 2 and len(table) == rows
+            and stored.get("count") == rows):
+        shape = tuple(table.shape) if torch.is_tensor(table) else type(table).__name__
+        raise CheckpointError(f"{path}: '{field}' is {shape}, expected a float table of {rows} rows")
+    return table
+
+
+def read_stored_table(info, path, field, what, rows):
+    """`field` of a cache file written by atomic_save, or None when there is none or it is unusable: a damaged,
+    unverifiable or wrong file is recomputed (and rewritten) after a one-line warning, never fatal, never executed.
+    Rank 0 decides whether it exists, so every rank takes the same branch."""
     if not all_gather_objects(info, path.is_file())[0]:
         return None
     try:
-        verify(path)
-        return torch.load(path, weights_only=True)[field]
-    except (CheckpointError, OSError, RuntimeError, KeyError) as err:
-        get_logger(info.rank).warning("%s: unusable %s cache (%s); recomputing", path, what,
-                                      str(err).splitlines()[0][:200])
+        return stored_table(path, field, rows)
+    except CheckpointError as err:
+        why = str(err).removeprefix(f"{path}: ")
+        get_logger(info.rank).warning("%s: unusable %s cache (%s); recomputing", path, what, why.splitlines()[0][:200])
         return None
 
 
 def store_table(info, path, payload):
     """Rank 0 writes the cache file atomically (temporary name, then rename); every rank waits for it."""
     if info.is_main:
-        os.makedirs(path.parent, exist_ok=True)
         atomic_save(payload, path)
     barrier(info)
 
@@ -66,7 +78,7 @@ def cached_embeddings(texts, embed, fingerprint, cache_dir, info, batch_size=64)
     """(len(texts), H) teacher embeddings of `texts` (distinct strings), from the disk cache when present."""
     logger = get_logger(info.rank)
     path = Path(cache_dir) / f"{cache_key(fingerprint, texts)}.pt"
-    table = read_stored_table(info, path, "embeddings", "teacher-embedding")
+    table = read_stored_table(info, path, "embeddings", "teacher-embedding", len(texts))
     if table is not None:
         logger.info("teacher embeddings of %d sentences read from %s", len(texts), path)
         return table

@@ -47,17 +47,18 @@ def predict(run, split):
 
 
 def evaluate(run, split="valid"):
-    """Metrics dict for a split (loss included when labels exist), identical on every rank."""
+    """(metrics, logits, labels) of a split, in example order and identical on every rank; metrics include the loss
+    when the split has labels, labels is None when it has none."""
     parts = all_gather_objects(run.info, predict(run, split))
     index = np.concatenate([p[0] for p in parts])
     order = np.unique(index, return_index=True)[1]
     logits = np.concatenate([p[1] for p in parts])[order]
     metrics = {"examples": int(len(order))}
     if parts[0][2] is None:
-        return metrics, logits
+        return metrics, logits, None
     labels = np.concatenate([p[2] for p in parts])[order]
     if len(labels) == 0:
         raise DataError(f"[data] {split}_file: no examples to evaluate")
     metrics.update({k: round(float(v), 6) for k, v in run.evaluator(logits, labels).items()})
     metrics["loss"] = round(sum(p[3] for p in parts) / max(1, sum(p[4] for p in parts)), 6)
-    return metrics, logits
+    return metrics, logits, labels

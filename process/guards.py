@@ -6,16 +6,7 @@ import threading
 import torch
 import torch.distributed as dist
 
-from utils.errors import KDWorkerError
-
-
-class Preempted(Exception):
-    """Raised after the checkpoint of a signalled run is written; the entry point exits 128+signal."""
-
-    def __init__(self, signum, step, checkpoint):
-        self.signum, self.step, self.checkpoint = signum, step, checkpoint
-        super().__init__(f"stopped by {signal.Signals(signum).name} at step {step}; checkpoint {checkpoint}; "
-                         f"continue with --checkpoint {checkpoint.rsplit('/checkpoints/', 1)[0]}")
+from utils.errors import KDWorkerError, Preempted  # noqa: F401  (Preempted: raised by the loop, defined with the errors)
 
 
 class NonFiniteLoss(KDWorkerError):

@@ -1,6 +1,7 @@
 """init_all: config -> datasets, loaders, model, optimizer, scheduler, restored state. Everything that can
 fail on bad input fails here, before the first step."""
 import math
+import os
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
@@ -109,8 +110,33 @@ def check_vocabulary(run):
                               f"{teacher_size} token ids (teacher and its tokenizer differ)")
 
 
+def cpu_threads(config):
+    """[train] num_threads, or what this process is offered: $OMP_NUM_THREADS, else the cores it may run on (not the
+    machine's count: beside other jobs, or under a CPU quota, more threads than cores slow every step)."""
+    threads = config.get("train", "num_threads")
+    if threads:
+        return threads
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def apply_global_batch(config, info):
+    """[train] global_batch_size split over the processes into [train] batch_size, or one line when it does not divide."""
+    total = config.get("train", "global_batch_size")
+    if not total:
+        return
+    if total % info.world:
+        raise ConfigError(f"{config.source('train', 'global_batch_size')}: [train] global_batch_size = {total}: does not "
+                          f"divide over {info.world} processes")
+    config.set("train", "batch_size", total // info.world)
+
+
 def init_all(config, info, mode="train", checkpoint=None):
     """Build everything for `mode` ("train" also builds valid; "test" only test)."""
+    torch.set_num_threads(cpu_threads(config))
+    apply_global_batch(config, info)
     seed = config.get("train", "seed")
     set_seed(seed)
     keep_freed_memory(config.get("train", "keep_freed_memory"))

@@ -1,6 +1,7 @@
 """Multi-stage pipelines: a pipeline config lists stage configs; a stage may take an earlier stage's
 exported student as its teacher or its initial weights. Finished stages (DONE.json) are skipped on a
-re-run; an unfinished one resumes from its latest checkpoint."""
+re-run; an unfinished one resumes from its latest checkpoint; a stage whose config differs from the one
+its directory records is refused before any stage trains (process/run_record.py)."""
 import json
 import re
 from pathlib import Path
@@ -10,16 +11,13 @@ from init.ini import read_ini
 from process.checkpoint import checkpoints_in
 from process.distributed import barrier
 from process.run_dir import check_writable, write_json
+from process.run_record import check_overwrite, check_run_dir, first_difference, move_aside, recorded
 from process.train_entry import train_run
 from utils.errors import ConfigError
 from utils.logging import get_logger
 
 STAGE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")  # stage names become directories under the run directory
 STAGE_KEYS = {"config", "do_test", "teacher_from", "init_from", "set"}
-
-
-def is_pipeline(path):
-    return "pipeline" in read_ini(path)
 
 
 def parse_pipeline(path):
@@ -55,12 +53,13 @@ def parse_pipeline(path):
 
 
 def stage_config(path, name, section, logdir, user_overrides, handoff=True):
-    """The stage's Config: its file, the hand-offs from earlier stages, then --set overrides."""
+    """The stage's Config: its file, the hand-offs from earlier stages (handoff=False: not yet made, so
+    not checked), then --set overrides."""
     overrides = []
     for source, key in (("teacher_from", "distill.teacher"), ("init_from", "model.pretrained")):
-        if source in section and handoff:
+        if source in section:
             export = Path(logdir) / section[source].value / "student"
-            if not (export / "config.json").is_file():
+            if handoff and not (export / "config.json").is_file():
                 raise ConfigError(f"{section[source].where}: [stage.{name}] {source}: {export} has no exported student")
             overrides.append(f"{key}={export}")
     if "set" in section:
@@ -92,8 +91,26 @@ def check_handoff_shapes(stages, configs):
                                   f"that stage outputs {theirs} labels, this one trains on {mine}")
 
 
-def run_pipeline(path, info, logdir, user_overrides=(), do_test=False):
-    """Run every stage in order into <logdir>/<stage>; returns {stage: summary}."""
+def check_stage_dirs(stages, configs, logdir):
+    """Each stage directory an earlier run left must record that stage's config as it is now (a finished or
+    started stage is held to the resume rule), before any stage trains."""
+    for name, _ in stages:
+        stage_dir = Path(logdir) / name
+        started = (stage_dir / "DONE.json").is_file() or bool(checkpoints_in(stage_dir))
+        check_run_dir(configs[name], configs[name].texts(), str(stage_dir), str(stage_dir) if started else None)
+
+
+def skip_note(config, stage_dir):
+    """What a finished stage leaves unapplied: the first resumable key that differs now, or ''."""
+    found = recorded(stage_dir)
+    diff = found and first_difference(config.texts(), found[0], config.schema, resumable=True)
+    return f"; [{diff[0]}] {diff[1]} = {diff[2]} applies to unfinished stages only (it ran with {diff[3]})" if diff else ""
+
+
+def run_pipeline(path, info, logdir, user_overrides=(), do_test=False, overwrite=False):
+    """Run every stage in order into <logdir>/<stage>; returns {stage: summary}. `overwrite` moves an earlier
+    pipeline run aside whole first: its stages hand exports to each other, so one retrained under a finished
+    later stage would leave that stage's recorded config equal but its teacher changed."""
     logger = get_logger(info.rank)
     stages = parse_pipeline(path)
     # every stage's own config, and the label sets handed between stages, are checked before the first one trains
@@ -101,12 +118,19 @@ def run_pipeline(path, info, logdir, user_overrides=(), do_test=False):
     check_handoff_shapes(stages, configs)
     if info.is_main:
         check_writable(logdir)
+    if overwrite:
+        check_overwrite(logdir, None)
+    else:
+        check_stage_dirs(stages, configs, logdir)
+    if overwrite and info.is_main:
+        move_aside(logdir)
+    barrier(info)
     summaries = {}
     for name, section in stages:
         stage_dir = Path(logdir) / name
         done = stage_dir / "DONE.json"
         if done.is_file():
-            logger.info("stage %s: finished earlier, skipped (%s)", name, done)
+            logger.info("stage %s: finished earlier, skipped (%s)%s", name, done, skip_note(configs[name], stage_dir))
             summaries[name] = json.loads(done.read_text())
             continue
         config = stage_config(path, name, section, logdir, user_overrides)

@@ -6,6 +6,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from process.checkpoint import checkpoints_in
 from utils.errors import ConfigError
 
 
@@ -27,12 +28,35 @@ def check_writable(logdir):
         raise ConfigError(f"--logdir {logdir}: not writable ({err.strerror})") from None
 
 
-def check_free_space(logdir, needed_bytes):
-    """Fail before training when the disk cannot hold a checkpoint (written next to the old one) and an export."""
+def _bytes_held(logdir, kept):
+    """Bytes already in the run directory that a resumed run replaces rather than adds: its newest checkpoints,
+    best.pt and the student export."""
+    root = Path(logdir)
+    files = checkpoints_in(root)[-kept:] + [root / "checkpoints" / "best.pt"]
+    if (root / "student").is_dir():
+        files += list((root / "student").rglob("*"))
+    return sum(p.stat().st_size for p in files if p.is_file())
+
+
+def check_free_space(logdir, checkpoint, best, export, kept):
+    """Fail before training when the disk cannot hold the run directory at its peak: `kept` checkpoints plus the
+    newest while it is written (pruning follows the write), best.pt and the export, or a second best.pt / export
+    while one replaces the other (sizes in bytes). Files an earlier run left here are counted as paid for."""
+    needed = kept * checkpoint + best + export + max(checkpoint, best, export) - _bytes_held(logdir, kept)
     free = shutil.disk_usage(_existing_ancestor(logdir)).free
-    if free < needed_bytes:
-        raise ConfigError(f"--logdir {logdir}: {free / 2**20:.0f} MiB free, a checkpoint and an export need about "
-                          f"{needed_bytes / 2**20:.0f} MiB")
+    if free < needed:
+        raise ConfigError(f"--logdir {logdir}: {_size(free)} free, the run needs about {_size(needed)} at its peak "
+                          f"({kept + 1} checkpoints of {_size(checkpoint)} while the newest is written, best.pt "
+                          f"{_size(best)}, the student export {_size(export)})")
+
+
+def _size(size):
+    """bytes, KiB, MiB or GiB, whichever reads best."""
+    for unit in ("bytes", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
 
 
 def prepare(logdir):
@@ -57,15 +81,36 @@ def write_json(path, obj):
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-class MetricsLog:
-    """metrics.jsonl lines plus tensorboardX scalars (optional)."""
+def keep_rows_up_to(path, step):
+    """Rewrite metrics.jsonl (atomically) without the rows of steps after `step`, and without a line a kill cut
+    short: what a stopped run logged past its checkpoint is logged again by the resumed run."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines if (at := _step_of(line)) is not None and at <= step]
+    if len(kept) != len(lines):
+        write_text(path, "".join(line + "\n" for line in kept))
 
-    def __init__(self, logdir, tensorboard):
+
+def _step_of(line):
+    try:
+        return json.loads(line).get("step")
+    except (ValueError, AttributeError):
+        return None
+
+
+class MetricsLog:
+    """metrics.jsonl lines plus tensorboardX scalars (optional), opened at the step the run starts from: rows and
+    scalars of later steps (a stopped run's, past its checkpoint) are dropped, so every step appears once."""
+
+    def __init__(self, logdir, tensorboard, start_step=0):
         self.path = Path(logdir) / "metrics.jsonl"
+        keep_rows_up_to(self.path, start_step)
         self.writer = None
         if tensorboard:
-            from tensorboardX import SummaryWriter
-            self.writer = SummaryWriter(str(Path(logdir) / "tensorboard"))
+            from tensorboardX import SummaryWriter  # purge_step hides the event files' scalars from that step on
+            self.writer = SummaryWriter(str(Path(logdir) / "tensorboard"), purge_step=start_step + 1)
 
     def write(self, record, prefix):
         with open(self.path, "a", encoding="utf-8") as handle:
@@ -85,7 +130,11 @@ def export_student(model, tokenizer, target):
     """Save the student in HF format to a temp dir, then swap it in place of `target`."""
     target = Path(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    model.export(str(tmp), tokenizer)
+    try:
+        model.export(str(tmp), tokenizer)
+    except BaseException:  # a full disk or a kill signal: leave no half-written export behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     old = target.with_name(f".{target.name}.old")
     if target.exists():
         shutil.rmtree(old, ignore_errors=True)

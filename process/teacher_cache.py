@@ -32,11 +32,13 @@ def wants_cache(run):
 
 def teacher_batches(run):
     """This rank's teacher-pass batches: its strided shard of the training split, sorted by text length, then index.
-    A loader, not a list: the key pass and the teacher pass each re-collate, so memory never holds them all."""
+    A loader, not a list: the key pass and the teacher pass each re-collate, so memory never holds them all. It has
+    a generator of its own: each pass over a DataLoader draws a seed from it, and from the global RNG without one,
+    so a cold cache (two passes) and a warm one (one) would leave dropout different random streams."""
     data = IndexedDataset(run.datasets["train"])
     mine = sorted(range(run.info.rank, len(data), run.info.world), key=lambda i: (text_length(data.inner[i]), i))
     loader = DataLoader(torch.utils.data.Subset(data, mine), batch_size=run.config.get("eval", "batch_size"),
-                        shuffle=False, collate_fn=run.loaders["train"].collate_fn)
+                        shuffle=False, collate_fn=run.loaders["train"].collate_fn, generator=torch.Generator())
     return loader
 
 
@@ -93,7 +95,7 @@ def teacher_logits(run):
     if not cache_dir:
         return compute_logits(run, batches, size)
     path = resolve(cache_dir) / f"{cache_key(run, batches)}.pt"
-    table = read_stored_table(run.info, path, "logits", "teacher-logit")
+    table = read_stored_table(run.info, path, "logits", "teacher-logit", size)
     if table is not None:
         get_logger(run.info.rank).info("teacher logits of %d training examples read from %s", size, path)
         return table

@@ -8,7 +8,7 @@ from model.base import student_inputs, teacher_inputs
 from process.distributed import barrier
 from process.eval_process import evaluate, to_device
 from process.run_dir import write_json
-from efficiency.counts import count_params, latency_ms
+from efficiency.counts import MIN_CPU_SHARE, count_params, paired_latency
 from utils.logging import get_logger
 
 
@@ -19,27 +19,44 @@ def single_example_batches(run, split, n):
 
 
 def efficiency(run, split):
-    """Parameters and batch-1 latency of the student, and of the teacher when there is one."""
+    """Parameters and batch-1 latency (median and interquartile range) of the student, and of the teacher when there
+    is one, timed side by side on the same examples (efficiency/counts.py paired_latency); flagged unreliable when
+    the process got too little of its cores while timing."""
     model = run.model
     report = {"params": count_params(model.student_model())}
-    n = run.config.get("eval", "latency_batches")
-    batches = single_example_batches(run, split, n) if n else []
-    if batches and not model.two_tower:  # two-tower models: online latency via process/doc_cache.py
-        with torch.inference_mode():
-            report["latency_ms"] = latency_ms(model.student_model(), [student_inputs(b) for b in batches])
     if model.teacher is not None:
         report["teacher_params"] = count_params(model.teacher)
-        if batches:
-            report["teacher_latency_ms"] = latency_ms(model.teacher, [teacher_inputs(b) for b in batches])  # its own inputs
-            if report.get("latency_ms"):
-                report["speedup_vs_teacher"] = round(report["teacher_latency_ms"] / report["latency_ms"], 2)
+    n = run.config.get("eval", "latency_batches")
+    batches = single_example_batches(run, split, n) if n else []
+    timed = {}
+    if batches and not model.two_tower:  # two-tower models: online latency via process/doc_cache.py
+        timed["student"] = (model.student_model(), [student_inputs(b) for b in batches])
+    if batches and model.teacher is not None:
+        timed["teacher"] = (model.teacher, [teacher_inputs(b) for b in batches])  # its own inputs
+    if not timed:
+        return report
+    measured = paired_latency(timed)
+    for name, prefix in (("student", ""), ("teacher", "teacher_")):
+        if name in measured:
+            report[f"{prefix}latency_ms"] = measured[name]["median_ms"]
+            report[f"{prefix}latency_iqr_ms"] = measured[name]["iqr_ms"]
+    if report.get("latency_ms") and report.get("teacher_latency_ms"):
+        report["speedup_vs_teacher"] = round(report["teacher_latency_ms"] / report["latency_ms"], 2)
+    report["latency_cpu_share"] = measured["cpu_share"]
+    report["latency_reliable"] = measured["cpu_share"] >= MIN_CPU_SHARE
+    if not report["latency_reliable"]:
+        get_logger().warning("latency measured with %.0f%% of the process's cores (other jobs running?): the figures "
+                             "are not reliable; measure again on an idle machine", 100 * measured["cpu_share"])
     return report
 
 
 def run_test(run, logdir, split="test"):
     """Evaluate `split`, write <logdir>/results.json on rank 0 and print the metrics; returns the results."""
-    metrics, _ = evaluate(run, split)
+    metrics, logits, labels = evaluate(run, split)
     results = {"config": str(run.config.path), "checkpoint": run.checkpoint, "metrics": metrics}
+    details = run.evaluator.details(logits, labels, run.datasets[split].label_list) if labels is not None else None
+    if details:  # classification: per-class precision / recall / F1 and the confusion matrix
+        results.update(details)
     results.update(efficiency(run, split) if run.info.is_main else {})
     if run.info.is_main:  # FLOPs, examples/s, fraction of the matmul peak (efficiency/report.py)
         from efficiency.report import latency_fields, log_efficiency, test_efficiency

@@ -11,7 +11,8 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from process.checkpoint import atomic_save, prune, rng_state, set_rng_state
+from process.checkpoint import (atomic_save, disk_full_error, is_disk_full, optimizer_state_bytes, prune,
+                                remove_stale_temps, rng_state, set_rng_state, tensor_bytes)
 from process.distributed import all_gather_objects, barrier, mean_across
 from process.guards import NonFiniteLoss, Preempted, SignalFlag, agree
 from process.progress import ProgressLine
@@ -46,6 +47,25 @@ def save_checkpoint(run, logdir):
     return str(path)
 
 
+def checkpoints_kept(run):
+    """[train] keep_last, or when it keeps them all (<= 0) the most this run can write: one per save_steps (or
+    eval_steps), one per epoch, one at the end."""
+    keep = run.config.get("train", "keep_last")
+    if keep > 0:
+        return keep
+    every = run.config.get("train", "save_steps") or run.config.get("train", "eval_steps")
+    return (run.total_steps // every if every else 0) + math.ceil(run.total_steps / run.steps_per_epoch) + 1
+
+
+def disk_needs(run):
+    """Bytes of what save_checkpoint and save_best write, for run_dir.check_free_space: a checkpoint (the trainable
+    state plus the optimizer's per-parameter state), best.pt (the trainable state), the export (the student)."""
+    weights = tensor_bytes(run.model.trainable_state())
+    export = tensor_bytes(run.model.student_model().state_dict()) if run.config.get("output", "export_student") else 0
+    return {"checkpoint": weights + optimizer_state_bytes(run.optimizer), "best": weights, "export": export,
+            "kept": checkpoints_kept(run)}
+
+
 def restore_rng(run):
     rngs = run.state_dict["rng"]
     set_rng_state(rngs[run.info.rank] if run.info.rank < len(rngs) else rngs[0])
@@ -55,7 +75,7 @@ def evaluate_and_keep_best(run, logdir, log):
     """Evaluate on valid; when the selection metric improves, keep best.pt and export the student."""
     if "valid" not in run.loaders:
         return None
-    metrics, _ = evaluate(run, "valid")
+    metrics, _, _ = evaluate(run, "valid")
     name = run.config.get("train", "metric") or run.evaluator.main_metric
     if name not in metrics:
         from utils.errors import ConfigError
@@ -83,7 +103,13 @@ def save_best(run, logdir):
     atomic_save({"version": 1, **run.model.trainable_state(), "state": dict(run.state)},
                 Path(logdir) / "checkpoints" / "best.pt")
     if run.config.get("output", "export_student"):
-        export_student(run.model, run.tokenizer, Path(logdir) / "student")
+        target = Path(logdir) / "student"
+        try:
+            export_student(run.model, run.tokenizer, target)
+        except Exception as err:  # safetensors reports a full disk as its own error, not an OSError
+            if not is_disk_full(err):
+                raise
+            raise disk_full_error(target, tensor_bytes(run.model.student_model().state_dict()), err) from None
 
 
 class LossMeter:
@@ -160,7 +186,7 @@ class TrainLoop:
         config, info, state = run.config, run.info, run.state
         self.run, self.logdir, self.config, self.info, self.state = run, logdir, config, info, state
         self.logger = get_logger(info.rank)
-        self.log = MetricsLog(logdir, config.get("output", "tensorboard")) if info.is_main else None
+        self.log = MetricsLog(logdir, config.get("output", "tensorboard"), state["global_step"]) if info.is_main else None
         self.trainer = wrap_for_training(run)
         self.loader, self.sampler = run.loaders["train"], run.loaders["train"].sampler
         self.accum = config.get("train", "gradient_accumulation_steps")
@@ -312,8 +338,18 @@ class TrainLoop:
             self.log.close()
 
 
+def sweep_interrupted_saves(run, logdir):
+    """Rank 0, before its first save: delete the temp files that saves killed mid-write left (pruning does too)."""
+    if run.info.is_main:
+        freed = remove_stale_temps(logdir)
+        if freed:
+            get_logger().warning("%s: removed %.1f MiB of temp files that interrupted saves left",
+                                 Path(logdir) / "checkpoints", freed / 2**20)
+
+
 def train(run, logdir):
     """Run (or continue) training; returns the final state dict of counters."""
+    sweep_interrupted_saves(run, logdir)
     loop = TrainLoop(run, logdir)
     with SignalFlag() as stop:
         while not loop.done and run.state["epoch"] < loop.epochs:

@@ -2,10 +2,13 @@
 
 Tests run torch on one intra-op thread: the models are tiny, and two spinning OpenMP threads per
 process on a shared 2-core machine made training steps up to 30x slower."""
+import os
+
 import pytest
 import torch
 
 torch.set_num_threads(1)
+os.environ["OMP_NUM_THREADS"] = "1"  # what init_all and every train.py the tests start take as [train] num_threads = 0
 
 from pretrained.offline import go_offline  # noqa: E402  (tests are an entry point: no hub here)
 

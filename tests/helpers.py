@@ -59,6 +59,17 @@ def write_tiny_data(path, n_train=48, n_dev=16, seed=0):
 
 
 
+def sealed_bytes(obj):
+    """`obj` as atomic_save writes it: torch.save's zip sealed with its sha256 (a planted file that verifies)."""
+    import io
+    import torch
+    from process.checkpoint import seal
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    seal(buffer)
+    return buffer.getvalue()
+
+
 def tiny_config_text(model_dir, data_dir, model_name="bert_cls", **sections):
     """INI text for a tiny run; `sections` maps section -> {key: value} overrides."""
     base = {

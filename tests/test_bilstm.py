@@ -194,8 +194,8 @@ def test_twin_trains_on_labels_without_teacher_inputs(tmp_path, tiny_model, tiny
      r"<text>:\d+: \[bilstm\] embedding_init = teacher: model 'bilstm' has no teacher; use pretrained or random"),
     ("bilstm", {"bilstm": {"embedding_size": 50}},
      r"<text>:\d+: \[bilstm\] embedding_size = 50: embedding_init = pretrained gives 32-wide vectors; use 0 or 32"),
-    ("bilstm", {"word_vocab": {"vocab_size": 0}}, r"<text>:\d+: \[word_vocab\] vocab_size = 0: expected at least 1"),
-    ("bilstm", {"bilstm": {"dropout": 1.5}}, r"<text>:\d+: \[bilstm\] dropout = 1.5: expected a probability in \[0, 1\)"),
+    ("bilstm", {"word_vocab": {"vocab_size": 0}}, r"<text>:\d+: \[word_vocab\] vocab_size = 0: out of range, expected >= 1"),
+    ("bilstm", {"bilstm": {"dropout": 1.5}}, r"<text>:\d+: \[bilstm\] dropout = 1.5: out of range, expected >= 0, < 1"),
 ])
 def test_bad_configs_fail_before_work_with_one_line(tmp_path, tiny_model, tiny_data, name, sections, message):
     with pytest.raises(ConfigError, match=message):

@@ -105,12 +105,13 @@ def test_wrong_formatter_is_one_line_error(tmp_path, tiny_bert, pair_data):
 
 
 def test_too_short_tower_is_one_line_error(tmp_path, tiny_bert, pair_data):
-    with pytest.raises(ConfigError, match=r"\[match\] max_seq_length_query = 2: a tower needs at least 3 tokens"):
+    with pytest.raises(ConfigError, match=r"\[match\] max_seq_length_query = 2: out of range, expected 0 or >= 3"):
         formatter_for(tmp_path, tiny_bert, pair_data, max_seq_length_query=2)
 
 
 def test_every_shipped_matching_config_loads():
-    from process.pipeline import is_pipeline, parse_pipeline, stage_config
+    from init.config import is_pipeline
+    from process.pipeline import parse_pipeline, stage_config
     paths = sorted((REPO / "config" / "match").rglob("*.config"))
     assert {p.parent.name for p in paths} >= {"RTE", "QQP", "BoolQ", "seed_layout"} and len(paths) >= 15
     for path in paths:

@@ -85,7 +85,8 @@ def test_unknown_registry_name_suggests_closest():
 
 
 def test_every_shipped_config_loads():
-    from process.pipeline import is_pipeline, parse_pipeline
+    from init.config import is_pipeline
+    from process.pipeline import parse_pipeline
     paths = sorted((REPO / "config").rglob("*.config"))
     assert len(paths) > 10
     for path in paths:
@@ -127,3 +128,91 @@ def test_resolved_config_stands_alone_without_its_bases(write_config, tmp_path):
     assert again.get("train", "epoch") == 7 and again.get("config", "base") in ([], None, "")
     assert {k: v for k, v in again.values.items() if k != ("config", "base")} == \
         {k: v for k, v in config.values.items() if k != ("config", "base")}
+
+
+# --- value ranges: declared beside each default in config/default.config, checked at load time ---------------
+
+@pytest.mark.parametrize("override, expected", [
+    ("train.max_steps=-1", ">= 0"),
+    ("distill.temperature=-1", "> 0"),
+    ("train.save_steps=-1", ">= 0"),
+    ("data.max_seq_length=0", ">= 3"),
+    ("train.batch_size=0", ">= 1"),
+    ("train.batch_size=-8", ">= 1"),
+    ("train.learning_rate=-1e-4", ">= 0"),
+    ("train.gradient_accumulation_steps=0", ">= 1"),
+    ("train.adam_betas=0.9,1.0", "each >= 0, < 1"),
+    ("match.max_seq_length_query=2", "0 or >= 3"),
+])
+def test_values_out_of_range_name_key_value_and_range(override, expected):
+    with pytest.raises(ConfigError) as err:
+        load_config_text("[model]\nmodel_name = kd\n", [override])
+    lhs, value = override.split("=")
+    section, key = lhs.split(".")
+    assert str(err.value) == f"--set {lhs}: [{section}] {key} = {value}: out of range, expected {expected}"
+
+
+def test_non_finite_numbers_are_refused():
+    with pytest.raises(ConfigError, match=r"^--set train.learning_rate: \[train\] learning_rate = 'nan': expected a finite"):
+        load_config_text("[model]\nmodel_name = kd\n", ["train.learning_rate=nan"])
+
+
+def test_a_run_without_any_step_is_refused():
+    with pytest.raises(ConfigError) as err:
+        load_config_text("[model]\nmodel_name = kd\n", ["train.epoch=0"])
+    assert str(err.value) == ("--set train.epoch: [train] epoch = 0 and max_steps = 0: no training steps; set epoch >= 1 "
+                              "or max_steps >= 1")
+    assert load_config_text("[model]\nmodel_name = kd\n", ["train.epoch=0", "train.max_steps=5"]).get("train", "max_steps") == 5
+
+
+@pytest.mark.parametrize("text, inside, outside", [
+    (">= 1", [1, 5], [0, -1]),
+    ("> 0", [1e-9], [0, -0.5]),
+    ("< 1", [0.99, -5], [1, 2]),
+    ("<= 2", [2], [2.0001]),
+    ("0..1", [0, 0.5, 1], [-0.01, 1.01]),
+    (">= 0, < 1", [0, 0.999], [1, -0.1]),
+    ("0 or >= 3", [0, 3, 10], [1, 2, -1]),
+    ("any", [-10**9, 10**9], []),
+    ("0..18446744073709551615", [2**64 - 1], [2**64]),  # integer bounds stay exact
+])
+def test_range_grammar(text, inside, outside):
+    from init.config import Range
+    assert [Range(text).contains(v) for v in inside + outside] == [True] * len(inside) + [False] * len(outside)
+
+
+@pytest.mark.parametrize("comment, reason", [
+    ("[int] steps", "numeric types declare a range"),
+    ("[str >= 1] a name", "numeric types declare a range"),
+    ("[int >= 1; resumeable] steps", "unknown flag 'resumeable'"),
+    ("[float >= x] a weight", "unreadable range condition '>= x'"),
+])
+def test_schema_tags_are_checked(comment, reason):
+    from init.config import parse_spec
+    with pytest.raises(ValueError, match=reason):
+        parse_spec(comment, "1")
+
+
+def test_resumable_flags_parse_beside_the_type():
+    from init.config import load_schema
+    schema = load_schema()
+    assert schema["train"]["max_steps"].resumable and schema["train"]["logging_steps"].resumable
+    assert not schema["train"]["learning_rate"].resumable and schema["train"]["learning_rate"].kind == "float"
+    unbounded = sorted(f"{s}.{k}" for s, keys in schema.items() for k, spec in keys.items()
+                       if spec.range is not None and not spec.range.alternatives)
+    assert unbounded == ["dc_bert.copy_from_bert_layer_num", "minilmv2.student_layer_index", "minilmv2.teacher_layer_index"]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["train.batch_size=0"], "[train] batch_size = 0: out of range, expected >= 1"),
+    (["train.epoch=0", "train.max_steps=0"], "[train] epoch = 0 and max_steps = 0: no training steps"),
+])
+def test_cli_value_out_of_range_exits_2_with_one_line(tmp_path, tiny_model, tiny_data, overrides, message):
+    path = tmp_path / "run.config"
+    path.write_text(tiny_config_text(tiny_model, tiny_data))
+    sets = [arg for item in overrides for arg in ("--set", item)]
+    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "--config", str(path), "--logdir", str(tmp_path / "run"),
+                           *sets], capture_output=True, text=True, timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], proc.stderr[-2000:]
+    assert not (tmp_path / "run").exists()

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from init.config import load_config
@@ -87,6 +88,58 @@ def test_a_dead_rank_stops_the_others_instead_of_hanging(tmp_path, tiny_model_no
     os.kill(children[1], signal.SIGKILL)  # rank 1 dies without a word
     proc.communicate(timeout=90)
     assert proc.returncode != 0 and time.time() - killed_at < 60
+
+
+def free_port():
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def lost_peer_trial(tmp_path, model, data, trial):
+    """Two ranks started by hand, as on two nodes (no torchrun agent to end the survivor): rank 1 is killed with
+    SIGKILL mid-training. Returns (rank 0's exit code, seconds it took to end after the kill, its stderr)."""
+    import signal
+    import time
+    path = tmp_path / f"c{trial}.config"
+    path.write_text(tiny_config_text(model, data, train={"epoch": 200, "batch_size": 4, "dist_timeout_s": 20}))
+    env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE="2")
+    logdir = tmp_path / f"run{trial}"
+    procs = [subprocess.Popen([sys.executable, str(REPO / "train.py"), "--config", str(path), "--distributed",
+                               "--logdir", str(logdir)], stdout=subprocess.DEVNULL, text=True,
+                              stderr=subprocess.PIPE if rank == 0 else subprocess.DEVNULL,
+                              env=dict(env, RANK=str(rank), LOCAL_RANK=str(rank)), cwd=REPO) for rank in (0, 1)]
+    metrics, deadline = logdir / "metrics.jsonl", time.time() + 120
+    while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 3 + trial % 3):
+        assert all(p.poll() is None for p in procs) and time.time() < deadline, procs[0].stderr.read()[-2000:]
+        time.sleep(0.05)
+    killed_at = time.time()
+    procs[1].send_signal(signal.SIGKILL)
+    procs[1].wait()
+    try:
+        _, err = procs[0].communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        procs[0].kill()
+        _, err = procs[0].communicate()
+        return None, time.time() - killed_at, err
+    return procs[0].returncode, time.time() - killed_at, err
+
+
+def check_survivor_ends(tmp_path, model, data, trials):
+    for trial in range(trials):
+        code, seconds, err = lost_peer_trial(tmp_path, model, data, trial)
+        assert code == 1 and seconds < 20 + 10 + 15, (trial, code, seconds, err[-2000:])
+        assert "error: lost contact with another rank, stopping:" in err, err[-2000:]
+
+
+def test_a_rank_started_by_hand_ends_with_one_line_when_its_peer_dies(tmp_path, tiny_model_nodrop, tiny_data):
+    check_survivor_ends(tmp_path, tiny_model_nodrop, tiny_data, trials=1)
+
+
+@pytest.mark.slow
+def test_the_survivor_ends_in_every_one_of_nine_trials(tmp_path, tiny_model_nodrop, tiny_data):
+    check_survivor_ends(tmp_path, tiny_model_nodrop, tiny_data, trials=9)
 
 
 def test_two_ranks_share_one_teacher_logit_file_and_the_next_run_reads_it(tmp_path, tiny_model_nodrop, tiny_data):

@@ -123,6 +123,10 @@ def test_test_cli_writes_results_json(tmp_path, tiny_model, tiny_data):
     results = json.loads((tmp_path / "t" / "results.json").read_text())
     assert results["checkpoint"].endswith("best.pt") and results["metrics"]["examples"] == 16
     assert json.loads(proc.stdout.strip().splitlines()[-1])["metrics"] == results["metrics"]
+    matrix = results["confusion_matrix"]["rows"]  # rows: true label, columns: predicted; every test example once
+    assert len(matrix) == 2 and sum(map(sum, matrix)) == 16
+    assert [row["support"] for row in results["per_class"]] == [sum(row) for row in matrix]
+    assert sum(matrix[i][i] for i in range(2)) / 16 == pytest.approx(results["metrics"]["accuracy"])
 
 
 def test_regression_from_jsonl_with_correlation_metric(tmp_path, tiny_model, tiny_data):
@@ -201,3 +205,28 @@ def test_a_run_that_max_steps_stops_mid_epoch_evaluates_its_last_step(tmp_path, 
     _, logdir = train_tiny(tmp_path, "run", text)  # 48 examples, batch 8: 6 steps an epoch
     lines = [json.loads(line) for line in (logdir / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines if line.get("split") == "valid"] == evaluated  # each step once
+
+
+def test_test_cli_on_a_run_directory_keeps_the_training_records(tmp_path, tiny_model, tiny_data):
+    """test.py --checkpoint RUN_DIR alone finds the run's own config.ini and its best student, and writes a new
+    RUN_DIR/test-<time>/results.json: every file training wrote stays byte-identical. An explicit --logdir that
+    already holds results is refused on one line."""
+    import subprocess
+    import sys
+    from tests.helpers import REPO
+    _, logdir = train_tiny(tmp_path, "cls", tiny_config_text(tiny_model, tiny_data, train={"epoch": 1}), do_test=True)
+    before = {p: p.read_bytes() for p in logdir.rglob("*") if p.is_file()}
+    proc = subprocess.run([sys.executable, str(REPO / "test.py"), "--checkpoint", str(logdir)],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert {p: p.read_bytes() for p in before} == before
+    [folder] = [p for p in logdir.iterdir() if p.name.startswith("test-")]
+    results = json.loads((folder / "results.json").read_text())
+    assert results["checkpoint"].endswith("best.pt")
+    assert results["metrics"] == json.loads((logdir / "results.json").read_text())["metrics"]
+    proc = subprocess.run([sys.executable, str(REPO / "test.py"), "--checkpoint", str(logdir), "--logdir", str(logdir)],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        f"error: --logdir {logdir}: already holds a results.json; test.py writes a new folder by default "
+        "(omit --logdir) and never over earlier results")
+    assert {p: p.read_bytes() for p in before} == before

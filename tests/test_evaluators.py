@@ -191,3 +191,43 @@ def test_glue_delegates_results():
     assert out["mcc"] == pytest.approx(1 / 3)
     out = GlueEvaluator(FakeConfig("STS-B"))(np.array([[1.0], [2.0], [3.0]]), np.array([1.0, 2.0, 5.0]))
     assert set(out) == {"pearson", "spearman", "corr"}
+
+
+# ---- more than two classes ------------------------------------------------
+
+def three_class_toy():
+    """12 examples, 3 classes, predictions chosen so per-class F1 differ (class 2 right once in five)."""
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 2, 2])
+    preds = np.array([0, 0, 0, 1, 1, 1, 0, 0, 1, 2, 1, 0])
+    return np.eye(3)[preds] * 5.0, labels, preds
+
+
+@pytest.mark.parametrize("cls", [AccuracyEvaluator, AccF1Evaluator, MCCEvaluator])
+def test_three_classes_report_macro_and_weighted_f1_as_sklearn_does(cls):
+    from sklearn import metrics as skm
+    logits, labels, preds = three_class_toy()
+    out = cls()(logits, labels)
+    assert out["f1_macro"] == pytest.approx(skm.f1_score(labels, preds, average="macro"))
+    assert out["f1_weighted"] == pytest.approx(skm.f1_score(labels, preds, average="weighted"))
+    assert out["accuracy"] == pytest.approx(6 / 12)
+    if cls is AccF1Evaluator:  # no single-class F1 standing in for three classes
+        assert "f1" not in out and out["acc_and_f1"] == pytest.approx((0.5 + out["f1_macro"]) / 2)
+
+
+def test_two_classes_keep_the_f1_of_class_1():
+    out = AccF1Evaluator()(np.eye(2)[[1, 0, 1, 1]], np.array([1, 0, 0, 1]))
+    assert out["f1"] == pytest.approx(0.8) and "f1_macro" not in out
+
+
+def test_per_class_table_and_confusion_matrix_match_sklearn():
+    from sklearn import metrics as skm
+    logits, labels, preds = three_class_toy()
+    details = GlueEvaluator(FakeConfig("MNLI")).details(logits, labels, ["entailment", "neutral", "contradiction"])
+    precision, recall, f1, support = skm.precision_recall_fscore_support(labels, preds, zero_division=0)
+    assert [row["label"] for row in details["per_class"]] == ["entailment", "neutral", "contradiction"]
+    for i, row in enumerate(details["per_class"]):
+        assert (row["precision"], row["recall"], row["f1"], row["support"]) == pytest.approx(
+            (precision[i], recall[i], f1[i], support[i]), abs=1e-6)
+    # rows: true class, columns: predicted class, counted by hand from three_class_toy
+    assert details["confusion_matrix"]["rows"] == [[3, 1, 0], [1, 2, 0], [2, 2, 1]]
+    assert CorrelationEvaluator().details(np.zeros((3, 1)), np.zeros(3)) is None

@@ -141,7 +141,7 @@ def test_masking_is_a_function_of_seed_split_and_index(tmp_path, encoder4):
 
 
 def test_mlm_probability_errors(tmp_path, encoder4):
-    with pytest.raises(ConfigError, match=r"\[mlm\] mask_prob = 1.5: expected a probability in \[0, 1\]$"):
+    with pytest.raises(ConfigError, match=r"\[mlm\] mask_prob = 1.5: out of range, expected 0..1$"):
         formatter_for(tmp_path, encoder4, mask_prob=1.5)
     with pytest.raises(ConfigError) as err:
         formatter_for(tmp_path, encoder4, mask_replace_prob=0.8, random_replace_prob=0.3)

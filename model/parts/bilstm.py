@@ -95,13 +95,6 @@ def wordpiece_mean_init(weight, vocab, table, tokenizer):
             weight[row] = table[ids].mean(0)
 
 
-def _check(config, key, ok, what):
-    value = config.get("bilstm", key)
-    if not ok(value):
-        raise ConfigError(f"{config.source('bilstm', key)}: [bilstm] {key} = {value}: expected {what}")
-    return value
-
-
 def _embedding_source(config, teacher):
     """(input-embedding table, tokenizer) of the model the word vectors start from, or (None, None)."""
     from pretrained.loading import load_classifier, load_tokenizer, resolve_model_path
@@ -121,10 +114,7 @@ def _embedding_source(config, teacher):
 
 def build_bilstm(config, num_labels, vocab, teacher=None):
     """The BiLSTM student for this run's vocabulary (built once by init/word_vocab.py), initialised from [bilstm]."""
-    width = _check(config, "embedding_size", lambda v: v >= 0, "0 (the source's width) or a positive size")
-    hidden = _check(config, "hidden_size", lambda v: v >= 1, "at least 1")
-    fc = _check(config, "fc_size", lambda v: v >= 1, "at least 1")
-    dropout = _check(config, "dropout", lambda v: 0.0 <= v < 1.0, "a probability in [0, 1)")
+    width, hidden, fc, dropout = (config.get("bilstm", k) for k in ("embedding_size", "hidden_size", "fc_size", "dropout"))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.get("train", "seed"))
         table, tokenizer = _embedding_source(config, teacher)

@@ -126,9 +126,7 @@ def from_albert(source, config, bottleneck):
 
 def build_recurrent_student(source, config, bottleneck):
     """The student of bottle_distill / rec_* methods from [model] pretrained (already loaded as `source`)."""
-    repeat = config.get("multilingual", "repeat")
-    if repeat < 1:
-        raise ConfigError(f"{config.source('multilingual', 'repeat')}: [multilingual] repeat = {repeat}: must be at least 1")
+    repeat = config.get("multilingual", "repeat")  # >= 1, and embedding_size >= 1, at load time (default.config)
     if source.config.model_type == "albert":
         return from_albert(source, config, bottleneck)
     if source.config.model_type not in ("bert",) + ROBERTA_TYPES:
@@ -141,9 +139,6 @@ def build_recurrent_student(source, config, bottleneck):
                           f"the source has only {n} layers")
     layers = select_layers(n, keep, "first", [])
     e = config.get("multilingual", "embedding_size") if bottleneck else 0
-    if bottleneck and e <= 0:
-        raise ConfigError(f"{config.source('multilingual', 'embedding_size')}: [multilingual] embedding_size = {e}: "
-                          "a bottleneck method needs a positive size")
     return from_bert(source, layers, repeat, e, config.get("multilingual", "bottleneck_init"))
 
 

@@ -25,21 +25,3 @@ def key_where(config, section, key):
     """'file:line: [section] key' (just '[section] key' for a default value), the head of a config error."""
     source = config.source(section, key)
     return ("" if source == "default" else f"{source}: ") + f"[{section}] {key}"
-
-
-def check_schedule(config):
-    """One-line errors for values the schedule cannot use, naming the key."""
-    def where(key):
-        return key_where(config, "theseus", key)
-    rate = config.get("theseus", "replacing_rate")
-    if not 0.0 <= rate <= 1.0:
-        raise ConfigError(f"{where('replacing_rate')} = {rate}: a probability, expected 0 <= p <= 1")
-    if config.get("theseus", "scheduler_linear_k") < 0:
-        raise ConfigError(f"{where('scheduler_linear_k')} = {config.get('theseus', 'scheduler_linear_k')}: "
-                          "expected >= 0 (p grows from replacing_rate towards 1)")
-    if config.get("theseus", "steps_for_replacing") < 0:
-        raise ConfigError(f"{where('steps_for_replacing')} = {config.get('theseus', 'steps_for_replacing')}: "
-                          "expected >= 0 (0 = never switch to p = 1)")
-    if config.get("theseus", "compress_ratio") < 1:
-        raise ConfigError(f"{where('compress_ratio')} = {config.get('theseus', 'compress_ratio')}: expected >= 1 "
-                          "(predecessor layers per successor layer)")
