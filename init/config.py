@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from init.ini import parse_ini, read_ini
 from utils.errors import ConfigError
-from utils.paths import REPO_ROOT
+from utils.paths import REPO_ROOT, repo_relative
 
 DEFAULT_CONFIG = REPO_ROOT / "config" / "default.config"
 REQUIRED = "<required>"
@@ -227,7 +227,7 @@ class Config:
                 if (section, key) == ("config", "base"):  # already applied: the file stands alone
                     lines.append(f"# inherited from {self.values[(section, key)] or 'no base'} (applied above)\n{key} =")
                     continue
-                lines.append(f"# from {self.sources[(section, key)]}\n{key} = {render(self.values[(section, key)])}")
+                lines.append(f"# from {repo_relative(self.sources[(section, key)])}\n{key} = {render(self.values[(section, key)])}")
         return "\n".join(lines) + "\n"
 
 

@@ -216,3 +216,10 @@ def test_cli_value_out_of_range_exits_2_with_one_line(tmp_path, tiny_model, tiny
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], proc.stderr[-2000:]
     assert not (tmp_path / "run").exists()
+
+
+def test_resolved_config_names_repository_files_relative_to_it():
+    """config.ini (Config.to_ini) says where each value came from without this machine's folders."""
+    text = load_config(REPO / "config" / "quickstart" / "kd.config").to_ini()
+    assert str(REPO) not in text
+    assert "# from config/quickstart/teacher.config:" in text and "# from config/methods/kd.config:" in text

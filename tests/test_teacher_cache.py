@@ -220,3 +220,22 @@ def test_a_warm_cache_gives_the_same_student_as_a_cold_one(tmp_path, tiny_model,
         students.append(final_student(logdir))
     assert len(list(cache.glob("*.pt"))) == 1
     assert students[0].keys() == students[1].keys() and all(torch.equal(students[0][k], students[1][k]) for k in students[0])
+
+
+def test_disk_cache_misses_when_the_teacher_reads_another_tokenizer(tmp_path, tiny_model, tiny_data, monkeypatch):
+    """The same teacher weights with another vocabulary (the same words in another order): other input ids, another
+    key, so a table made for one tokenizer is never read for the other."""
+    from tests.helpers import make_tokenizer
+    calls, cache = count_teacher_calls(monkeypatch), tmp_path / "logits"
+    teacher_logits(disk_run(tmp_path, kd_text(tiny_model, tiny_data, "true", cache)))
+    other = tmp_path / "teacher_other_vocab"
+    shutil.copytree(tiny_model, other)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (other / name).unlink(missing_ok=True)
+    words = list(json.loads((tiny_model / "tokenizer.json").read_text())["model"]["vocab"]) \
+        if (tiny_model / "tokenizer.json").is_file() else (tiny_model / "vocab.txt").read_text().split()
+    make_tokenizer(words[:5] + words[5:][::-1]).save_pretrained(other)  # specials first, the words reversed
+    calls.clear()
+    run = disk_run(tmp_path, kd_text(other, tiny_data, "true", cache))
+    teacher_logits(run)
+    assert sum(calls) == 48 and len(list(cache.glob("*.pt"))) == 2

@@ -32,3 +32,9 @@ def run_dir_of(checkpoint):
     if path.is_dir():
         return path
     return path.parent.parent if path.parent.name == "checkpoints" else None
+
+
+def repo_relative(text):
+    """A 'path[:line]' inside the repository shown relative to it, so a run's records name no machine's folders."""
+    prefix = str(REPO_ROOT) + "/"
+    return text[len(prefix):] if str(text).startswith(prefix) else text
