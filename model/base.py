@@ -174,6 +174,14 @@ class DistillModel(nn.Module):
                 raise KeyError(f"heads differ: {', '.join(missing[:5])}")
             self.load_state_dict({"student." + k: v for k, v in ckpt["student"].items()} | dict(ckpt["heads"]))
 
+    def set_label_names(self, names):
+        """The task's label names in id order, written into the student's HF config (id2label / label2id), so its
+        export names its outputs; students without such a config, or another output size, keep theirs."""
+        config = getattr(self.student_model(), "config", None)
+        if names and getattr(config, "id2label", None) is not None and getattr(config, "num_labels", None) == len(names):
+            config.id2label = {i: str(name) for i, name in enumerate(names)}
+            config.label2id = {str(name): i for i, name in enumerate(names)}
+
     def export(self, directory, tokenizer):
         """Save the student so plain `AutoModel.from_pretrained(directory)` loads it, tokenizer included."""
         self.student_model().save_pretrained(directory)

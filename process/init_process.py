@@ -155,6 +155,7 @@ def init_all(config, info, mode="train", checkpoint=None):
     run.model = (method(config, word_vocab=run.word_vocab) if method.reads_word_ids else method(config)).to(info.device)
     check_vocabulary(run)
     check_unlabeled_rows(run)
+    run.model.set_label_names(run.datasets[splits[0]].label_list)
     run.evaluator = lookup(evaluator_list, config, "eval", "evaluator")(config)
     if checkpoint:
         path, run.state_dict = find_checkpoint(checkpoint, prefer_best=(mode != "train"), warn=get_logger(info.rank).warning)

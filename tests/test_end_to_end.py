@@ -230,3 +230,17 @@ def test_test_cli_on_a_run_directory_keeps_the_training_records(tmp_path, tiny_m
         f"error: --logdir {logdir}: already holds a results.json; test.py writes a new folder by default "
         "(omit --logdir) and never over earlier results")
     assert {p: p.read_bytes() for p in before} == before
+
+
+def test_exported_student_names_its_labels(tmp_path, tiny_model, tiny_data):
+    """With [data] label_list, the exported HF config maps output ids to those names (id2label), so the student
+    says what it predicts without the run's config."""
+    from transformers import AutoConfig
+    for split in ("train", "dev", "test"):
+        rows = (tiny_data / f"{split}.tsv").read_text().splitlines()
+        named = [rows[0]] + [line.rsplit("\t", 1)[0] + "\t" + ("neg", "pos")[int(line.rsplit("\t", 1)[1])] for line in rows[1:]]
+        (tmp_path / f"{split}.tsv").write_text("\n".join(named) + "\n")
+    text = tiny_config_text(tiny_model, tmp_path, data={"label_list": "neg, pos"}, train={"epoch": 1})
+    _, logdir = train_tiny(tmp_path, "named", text)
+    config = AutoConfig.from_pretrained(logdir / "student")
+    assert config.id2label == {0: "neg", 1: "pos"} and config.label2id == {"neg": 0, "pos": 1}

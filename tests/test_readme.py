@@ -136,7 +136,8 @@ def test_walkthrough_runs_verbatim(tmp_path):
     # step 5: the student is a plain HF model of 2 layers (the first 2 pretrained ones), and predict.py labelled each
     # line of the new text with a label name and one probability per label
     student = logdir / stages[-1] / "student"
-    assert json.loads((student / "config.json").read_text())["num_hidden_layers"] == 2
+    exported = json.loads((student / "config.json").read_text())
+    assert exported["num_hidden_layers"] == 2 and list(exported["id2label"].values()) == labels  # named outputs
     assert (student / "tokenizer.json").is_file() or (student / "vocab.txt").is_file()
     predicted = next(out for kind, body, out in outputs if kind == "bash" and "predict.py" in body).strip().splitlines()
     new_texts = [b for k, path, b in blocks if k == "file" and path.endswith(".txt")][0].strip().splitlines()
