@@ -12,8 +12,11 @@ examples/research_projects/distillation/distiller.py on masked-LM batches (forma
 - MLM CE is the mean over masked positions (HF's CrossEntropyLoss with ignore_index=-100); cosine is
   nn.CosineEmbeddingLoss with target 1 = mean of 1 - cos over non-padding positions.
 - Teacher = a ForMaskedLM with a trained head (the mlm_head stage's export); student = [student]
-  (init_from = teacher with every other layer, as DistilBERT took one layer out of two), also a
-  ForMaskedLM. Both read the same masked inputs. Task fine-tuning is a later `kd` / `bert_cls` stage
+  (init_from = teacher with one layer out of two, as Sanh et al. do), also a ForMaskedLM. Which layers: the
+  shipped default keeps 1, 3, 5 of the 6-layer teacher (one of two, ending at the top, as HF's
+  scripts/extract_distilbert.py keeps BERT-base's top layer 11); [student] layer_select = every_other keeps
+  0, 2, 4, the bottom-anchored half of that script's 0, 2, 4, 7, 9, 11
+  (config/general/distilbert_general_every_other.config). Both read the same masked inputs. Task fine-tuning is a later `kd` / `bert_cls` stage
   with [model] pretrained = this run's export (which carries the teacher's pooler, model/parts/masked_lm.py).
 """
 import torch

@@ -33,6 +33,10 @@ class KD(DistillModel):
         """The trainable student (built after the teacher is set); Distilled-BiLSTM builds a BiLSTM instead."""
         return build_student(config, num_labels, self.teacher)
 
+    def soft_term(self, student_logits, teacher_logits):
+        """The soft loss to the teacher's logits ([distill] kd_loss); BERT-PKD uses its authors' own reduction."""
+        return soft_loss(student_logits, teacher_logits, self.kind, self.temperature)
+
     def intermediate_loss(self, out, student_hidden, teacher_hidden):
         """Weighted intermediate-layer terms added to the loss (recording their parts in `out`); none for KD."""
         return 0.0
@@ -51,7 +55,7 @@ class KD(DistillModel):
             return out
         teacher = self.run_teacher(batch, hidden=hidden)
         t_logits, t_hidden = teacher if hidden else (teacher, None)
-        out["loss_kd"] = soft_loss(out_s.logits, t_logits, self.kind, self.temperature)
+        out["loss_kd"] = self.soft_term(out_s.logits, t_logits)
         out["loss"] = self.soft_weight * out["loss_kd"]
         if hidden:
             out["loss"] = out["loss"] + self.intermediate_loss(out, out_s.hidden_states, t_hidden)

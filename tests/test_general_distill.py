@@ -461,3 +461,25 @@ def test_distilbert_step_counts_the_head_on_the_rows_it_matches(tmp_path, head_r
         student = b * 2 * layer_flops(length, hidden, inner) + rows * head
         teacher = b * 4 * layer_flops(length, hidden, inner) + rows * head
         assert train_step_flops(model, batch) == 3 * student + teacher
+
+
+def test_every_other_is_sanh_extraction(tmp_path):
+    """layer_select = every_other copies teacher layers 0, 2, 4 into student layers 0, 1, 2, as HF's
+    extract_distilbert.py does (compressed_sd[layer std_idx] = state_dict[layer teacher_idx], std_idx += 1)."""
+    from model.parts.layer_map import select_layers
+    from model.parts.student import build_student
+    from pretrained.loading import load_masked_lm
+    teacher_dir = write_tiny_model(tmp_path / "t6", layers=6, dropout=0.0)
+    config = load_config(REPO / "config" / "general" / "distilbert_general_every_other.config")
+    assert select_layers(6, 3, config.get("student", "layer_select"), config.get("student", "layer_list")) == [0, 2, 4]
+    assert select_layers(12, 6, "every_other") == [0, 2, 4, 6, 8, 10]
+    teacher = load_masked_lm(str(teacher_dir), "teacher")
+    student = build_student(config, None, teacher, load=load_masked_lm)
+    t_state, s_state = teacher.state_dict(), student.state_dict()
+    for std_idx, teacher_idx in enumerate([0, 2, 4]):
+        prefix_s, prefix_t = f"bert.encoder.layer.{std_idx}.", f"bert.encoder.layer.{teacher_idx}."
+        names = [k[len(prefix_t):] for k in t_state if k.startswith(prefix_t)]
+        assert names and all(torch.equal(s_state[prefix_s + n], t_state[prefix_t + n]) for n in names)
+    assert student.config.num_hidden_layers == 3
+    with pytest.raises(ConfigError, match=r"every_other: 4 layers 0, 2, 4, \.\.\. need a source of at least 7 layers, it has 6"):
+        select_layers(6, 4, "every_other")

@@ -83,11 +83,11 @@ def test_attention_mse_ignores_padded_rows_and_columns():
 
 
 def test_patience_loss_normalises():
-    # s = [3, 4] -> [0.6, 0.8]; t = [0, 2] -> [0, 1]; ||d||^2 = 0.36 + 0.04 = 0.4
-    # second row identical directions -> 0; mean = 0.2
+    # s = [3, 4] -> [0.6, 0.8]; t = [0, 2] -> [0, 1]; squares 0.36 and 0.04
+    # second row identical directions -> 0, 0; mean over the 4 elements = 0.1
     s = torch.tensor([[3.0, 4.0], [1.0, 0.0]])
     t = torch.tensor([[0.0, 2.0], [5.0, 0.0]])
-    assert patience_loss(s, t).item() == pytest.approx(0.2, abs=1e-6)
+    assert patience_loss(s, t).item() == pytest.approx(0.1, abs=1e-6)
 
 
 def test_cosine_hidden_loss():

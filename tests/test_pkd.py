@@ -53,13 +53,35 @@ def test_pkd_loss_is_kd_plus_ce_plus_beta_patience(tmp_path, teacher4, tiny_data
         t = model.teacher(**inputs, output_hidden_states=True)
     # skip map 4 -> 2: student layer 0 imitates teacher layer 1 (hidden_states index = layer + 1)
     s_cls, t_cls = s.hidden_states[1][:, 0], t.hidden_states[2][:, 0]
-    pt = ((s_cls / s_cls.norm(dim=-1, keepdim=True) - t_cls / t_cls.norm(dim=-1, keepdim=True)) ** 2).sum(-1).mean()
-    p_t = F.softmax(t.logits / 2, -1)
-    kd = (p_t * (p_t.log() - F.log_softmax(s.logits / 2, -1))).sum(-1).mean() * 4
+    # the authors' src/KD_loss.py: patience_loss = F.mse_loss(normalize(t), normalize(s)) (a mean over units too),
+    # distillation_loss = nn.KLDivLoss(reduction='mean')(log_softmax(s/T), softmax(t/T)) * T * T
+    pt = F.mse_loss(F.normalize(t_cls, p=2, dim=-1), F.normalize(s_cls, p=2, dim=-1))
+    kd = torch.nn.KLDivLoss(reduction="mean")(F.log_softmax(s.logits / 2, dim=1), F.softmax(t.logits / 2, dim=1)) * 2 * 2
     ce = F.cross_entropy(s.logits, batch["labels"])
     assert out["loss_pt"].item() == pytest.approx(pt.item(), rel=1e-5)
+    assert out["loss_kd"].item() == pytest.approx(kd.item(), rel=1e-5, abs=1e-7)
     assert out["loss"].item() == pytest.approx((0.7 * kd + 0.3 * ce + 10.0 * pt).item(), rel=1e-5)
 
+
+def test_patience_and_kd_terms_match_the_authors_reductions():
+    """Random tensors: the mean over units (not the sum) and KLDivLoss's element mean (not batchmean), as their code."""
+    from model.parts.loss import elementwise_kl_loss, patience_loss
+    g = torch.Generator().manual_seed(3)
+    s_cls, t_cls = torch.randn(2, 8, 384, generator=g), torch.randn(2, 8, 384, generator=g)  # (layers, batch, H)
+    s_n = s_cls / s_cls.pow(2).sum(-1, keepdim=True).sqrt()
+    t_n = t_cls / t_cls.pow(2).sum(-1, keepdim=True).sqrt()
+    assert patience_loss(s_cls, t_cls).item() == pytest.approx(((s_n - t_n) ** 2).sum().item() / (2 * 8 * 384), rel=1e-5)
+    s_log, t_log = torch.randn(8, 3, generator=g), torch.randn(8, 3, generator=g)
+    p_t = t_log.div(10).exp() / t_log.div(10).exp().sum(-1, keepdim=True)
+    log_q = s_log.div(10) - s_log.div(10).exp().sum(-1, keepdim=True).log()
+    expected = (p_t * (p_t.log() - log_q)).sum() / (8 * 3) * 100
+    assert elementwise_kl_loss(s_log, t_log, 10.0).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_shipped_pkd_is_the_authors_pkd_skip_recipe():
+    config = load_config("config/methods/pkd.config")
+    assert (config.get("distill", "soft_weight"), config.get("distill", "temperature"), config.get("pkd", "beta"),
+            config.get("pkd", "strategy")) == (0.7, 10.0, 500.0, "skip")
 
 def test_pkd_trains_end_to_end_and_resumes_exactly(tmp_path, teacher4, tiny_data):
     (tmp_path / "p.config").write_text(pkd_text(teacher4, tiny_data))

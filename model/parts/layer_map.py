@@ -6,6 +6,9 @@ def select_layers(num_source, num_keep, how="uniform", explicit=None, what="[stu
     """0-based source layer ids to keep.
 
     uniform: every n/k-th layer ending at the top (TinyBERT / PKD-skip map: 6->2 gives [2, 5]);
+    every_other: one layer out of two from the bottom, 0, 2, 4, ... (Sanh et al. 2019's DistilBERT initialisation;
+    HF's examples/research_projects/distillation/scripts/extract_distilbert.py keeps 0, 2, 4, 7, 9, 11 of BERT-base,
+    which is layer_list = 0, 2, 4, 7, 9, 11);
     first: the bottom k (PKD-Last's initialisation); last: the top k. An explicit list wins.
     """
     if explicit:
@@ -23,7 +26,12 @@ def select_layers(num_source, num_keep, how="uniform", explicit=None, what="[stu
         return list(range(num_source - num_keep, num_source))
     if how == "uniform":
         return [(i + 1) * num_source // num_keep - 1 for i in range(num_keep)]
-    raise ConfigError(f"{what} layer_select = {how!r}: expected uniform, first or last")
+    if how == "every_other":
+        if 2 * num_keep - 1 > num_source:
+            raise ConfigError(f"{what} layer_select = every_other: {num_keep} layers 0, 2, 4, ... need a source of at least "
+                              f"{2 * num_keep - 1} layers, it has {num_source}")
+        return list(range(0, 2 * num_keep, 2))
+    raise ConfigError(f"{what} layer_select = {how!r}: expected uniform, every_other, first or last")
 
 
 def pkd_teacher_layers(num_teacher, num_student, strategy):

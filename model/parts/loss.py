@@ -91,11 +91,17 @@ def attention_mse_loss(student_scores, teacher_scores, mask=None):
 
 
 def patience_loss(student_cls, teacher_cls):
-    """BERT-PKD patient loss: squared distance of L2-normalised [CLS] states (B, H) per mapped layer,
-    summed over hidden units, averaged over batch and layers. Inputs may be stacked (layers, B, H)."""
-    s = F.normalize(student_cls.float(), dim=-1)
-    t = F.normalize(teacher_cls.float(), dim=-1)
-    return (s - t).pow(2).sum(-1).mean()
+    """BERT-PKD patient loss as its authors compute it (PKD-for-BERT-Model-Compression, src/KD_loss.py
+    patience_loss with normalized_patience): F.mse_loss of the L2-normalised [CLS] states, i.e. a mean over the
+    mapped layers, the batch AND the hidden units, so beta means the same at any width (their grid 10-1000).
+    Inputs (B, H) or stacked (layers, B, H)."""
+    return F.mse_loss(F.normalize(student_cls.float(), dim=-1), F.normalize(teacher_cls.float(), dim=-1))
+
+
+def elementwise_kl_loss(student_logits, teacher_logits, temperature=1.0):
+    """The BERT-PKD authors' KD term (src/KD_loss.py distillation_loss): nn.KLDivLoss(reduction='mean') * T^2,
+    which divides the summed KL by batch x classes, not by the batch (Hinton's soft_kl_loss / classes)."""
+    return soft_kl_loss(student_logits, teacher_logits, temperature) / student_logits.shape[-1]
 
 
 def cosine_hidden_loss(student_hidden, teacher_hidden, mask=None):
