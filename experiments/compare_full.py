@@ -83,7 +83,8 @@ def general_jobs(root, steps):
 
 # each method's twins and first stage: a method on the transfer set takes them along. TinyBERT's second twin is
 # `baseline`, the first pretrained layers: its general stage starts there, so that is the student that never met a teacher
-TWINS = {"kd": ["baseline"], "pkd": ["pkd_baseline"], "minilmv2": ["baseline"], "distilbert": ["distilbert_baseline"],
+TWINS = {"kd": ["baseline"], "pkd": ["pkd_baseline"], "minilmv2": ["baseline", "minilmv2_general_ft"],
+         "distilbert": ["distilbert_baseline", "distilbert_general_ft"],
          "theseus": ["theseus_phase1", "theseus_baseline", "theseus_pretrained_baseline"],
          "tinybert": ["tinybert_intermediate", "tinybert_baseline", "baseline"]}
 
@@ -188,6 +189,11 @@ def task_jobs(root, task, seeds, epochs, n_aug, transfer=(), stage_steps=0, unla
             ("distilbert_baseline", "distilbert_baseline.config", [], [E]),
             ("minilmv2", "minilmv2.config", [t, "general_minilmv2"],
              [T, E, f"model.pretrained={g / 'minilmv2' / 'student'}"]),
+            # the general-distilled students on labels only: the task-stage KD's own twins
+            ("distilbert_general_ft", "distilbert_general_ft.config", ["general_distilbert"],
+             [E, f"model.pretrained={g / 'distilbert' / 'student'}"]),
+            ("minilmv2_general_ft", "minilmv2_general_ft.config", ["general_minilmv2"],
+             [E, f"model.pretrained={g / 'minilmv2' / 'student'}"]),
         ]
         spec += transfer_set_variants(spec, transfer, a, tang, no_aug)
         if unlabeled:

@@ -38,7 +38,12 @@ ROWS = [
     ("theseus vs the undistilled start", "theseus_pipeline.config", "theseus", "theseus_pretrained_baseline",
      "first 3 pretrained layers, labels only"),
     ("distilbert", "distilbert.config", "distilbert", "distilbert_baseline", "pretrained layers 1,3,5, labels only"),
+    # a task stage that is KD against the general-distilled student on labels only: the task KD's own gain
+    ("distilbert vs its general-distilled start", "distilbert.config", "distilbert", "distilbert_general_ft",
+     "the general-distilled student, labels only"),
     ("minilmv2", "minilmv2.config", "minilmv2", "baseline", "first 2 pretrained layers, labels only"),
+    ("minilmv2 vs its general-distilled start", "minilmv2.config", "minilmv2", "minilmv2_general_ft",
+     "the general-distilled student, labels only"),
 ]
 
 

@@ -116,3 +116,18 @@ def test_tinybert_on_the_transfer_set_takes_both_twins_along(tmp_path):
     aug = f"data.aug_file={tmp_path / 'aug' / 'SST-2' / 'tang.tsv'}"
     assert aug in jobs["s2_SST-2_baseline_tang"].cmd and aug in jobs["s2_SST-2_tinybert_tang"].cmd
     assert jobs["s2_SST-2_tinybert_tang"].deps == ["s2_SST-2_tinybert_intermediate_tang", "SST-2_aug"]
+
+
+def test_task_stage_kd_has_the_general_distilled_student_on_labels_as_a_twin(tmp_path):
+    """DistilBERT's and MiniLMv2's task stages are KD: their twin starts from the same general-distilled export and
+    trains on labels only with the same epochs, so the task KD's gain is its own row."""
+    from init.config import load_config
+    jobs = {j.name: j for j in compare_full.task_jobs(tmp_path, "MRPC", [7], 6, 4)}
+    for method in ("distilbert", "minilmv2"):
+        kd, twin = jobs[f"s7_MRPC_{method}"], jobs[f"s7_MRPC_{method}_general_ft"]
+        export = f"model.pretrained={tmp_path / 'general' / method / 'student'}"
+        assert export in kd.cmd and export in twin.cmd and "train.epoch=6" in twin.cmd
+        assert twin.deps == [f"general_{method}"] and not any(c.startswith("distill.teacher") for c in twin.cmd)
+        config = load_config(REPO / "config" / "glue" / "MRPC" / f"{method}_general_ft.config")
+        assert (config.get("model", "model_name"), config.get("student", "num_layers")) == ("bert_cls", 0)
+        assert f"{method}_general_ft" in compare_full.TWINS[method]
