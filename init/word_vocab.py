@@ -2,7 +2,12 @@
 to the word_vocab formatter and to the student: both must agree on every id, and neither reads the other.
 
 It counts the training rows the run reads ([data] max_examples applies) but never the augmented rows of
-[data] use_aug or the unlabeled rows of [data] transfer_file: the vocabulary is the labeled data's."""
+[data] use_aug or the unlabeled rows of [data] transfer_file: the vocabulary is the labeled data's.
+
+It also records whether those rows are sentence pairs (`WordVocab.pairs`): then the formatter yields each
+sentence as its own id sequence and the student is Tang et al.'s siamese BiLSTM (2019, section 3.1), so the
+two cannot disagree on the layout either. The split's rows decide it, whatever the dataset type: a GLUE pair
+task, or a JSONL file with [data] text_b_field."""
 import copy
 
 from formatter.word_vocab import WordVocab
@@ -16,5 +21,6 @@ def build_word_vocab(config):
     plain.set("data", "use_aug", False)
     plain.set("data", "transfer_file", "")
     dataset = lookup(dataset_list, plain, "data", "train_dataset_type")(plain, "train")
-    texts = (t for i in range(len(dataset)) for t in (dataset[i]["text_a"], dataset[i]["text_b"]) if t)
-    return WordVocab.build(texts, size, max_length)
+    rows = [dataset[i] for i in range(len(dataset))]
+    texts = (t for row in rows for t in (row["text_a"], row["text_b"]) if t)
+    return WordVocab.build(texts, size, max_length, pairs=any(row["text_b"] is not None for row in rows))

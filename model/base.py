@@ -17,7 +17,7 @@ from torch import nn
 from efficiency.cls_only import cls_only_last_layer
 
 STUDENT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
-WORD_KEYS = ("word_ids", "word_lengths")  # word-level students (formatter/word_vocab.py, model/parts/bilstm.py)
+WORD_KEYS = ("word_ids", "word_lengths", "b_word_ids", "b_word_lengths")  # word-level students; b_* = a pair's second text
 
 
 def unwrap(module):

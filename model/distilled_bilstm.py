@@ -5,6 +5,11 @@ word_vocab formatter: loss = soft_weight * soft loss + hard_weight * CE, where T
 MSE between student and teacher logits (`[distill] kd_loss = mse`, as the shipped configs set; `kl`
 stays available). The teacher reads its own BERT inputs (teacher_* batch keys).
 
+On sentence-pair tasks (MRPC, RTE, QQP, MNLI, QNLI, STS-B) the student is Tang et al.'s siamese BiLSTM
+(section 3.1, Figure 2): one shared BiLSTM encodes each sentence on its own and a ReLU classifier reads
+[h1, h2, h1 * h2, |h1 - h2|]; the teacher still reads the pair as one BERT sequence. The run's vocabulary
+says which (init/word_vocab.py), so formatter and student agree.
+
 bilstm trains the identical student (same vocabulary, architecture and initial weights) on gold labels
 only, as bert_cls does for transformer students.
 """

@@ -48,13 +48,12 @@ def test_vocab_orders_by_count_then_alphabet_caps_size_and_maps_unknowns():
     vocab = WordVocab.build(texts, size=4)
     assert vocab.itos == ["<pad>", "<unk>", "<sep>", "a", "b", "c", "d"] and len(vocab) == 7
     assert vocab.encode("A e [mask] b") == [3, 1, 1, 4]  # e was cut by the size cap; [MASK] is <unk>
-    assert vocab.encode("b", "c") == [4, 2, 5] and vocab.encode("") == [1]
+    assert vocab.encode("b c") == [4, 5] and vocab.encode("") == [1] and vocab.sep_id == 2  # <sep> keeps its id
 
 
 def test_max_length_cuts_each_text_to_32_words():
     vocab = WordVocab.build(["w"], size=10)
-    assert len(vocab.encode("w " * 50)) == 32
-    assert len(vocab.encode("w " * 50, "w " * 40)) == 65  # a <sep> b, each side cut to 32
+    assert len(vocab.encode("w " * 50)) == 32  # each sentence of a pair too (tests/test_bilstm_siamese.py)
 
 
 def test_vocab_comes_from_the_training_split_only(tmp_path, tiny_model):
