@@ -1,39 +1,55 @@
 """virt: VIRT, representation-based text matching with virtual interaction (Li et al. 2022, "VIRT:
-Improving Representation-based Text Matching via Virtual Interaction"), following the authors' code.
+Improving Representation-based Text Matching via Virtual Interaction"), following the authors' released code:
+sbert_distill.py of github.com/lidan528/VIRT, the script their notes (注释.md) name for MNLI/QQP with
+--kd_weight_att 400~700 (their RTE/BoolQ script _--sbert_distill_boolq.py computes the same losses and heads).
+Their other release, open/representation-based_*.py (--use_virt, model_type virta), multiplies the attention
+loss by 12 heads x the tower length and searches kd_weight_att in 0.1..1: not followed, so that
+kd_weight_att 400-700 means here what it means in sbert_distill.py.
 
 Student: one encoder applied to each text alone (siamese towers, shared weights; [model] pretrained),
-inputs laid out by formatter/bipartition.py, token states pooled by mean over valid tokens.
-- model_type = siamese: the plain two-tower classifier on [u, v, |u-v|, u*v] (no interaction at all).
-- model_type = late_fusion: VIRT's adapted interaction on the towers' LAST states only: each token of one
-  text attends to the other text (softmax(h_x h_y^T / sqrt(H))), [h, h~, h - h~, h * h~] -> linear + GELU,
-  mean pooled per text, then the predictor on [u, v, |u-v|, u*v]. use_resnet_predict puts a residual MLP
-  (linear, GELU, + GELU(linear)) before the output layer instead of a single linear layer.
+inputs laid out by formatter/bipartition.py ([CLS] text [PAD]... [SEP]).
+- model_type = late_fusion (their newly_late_interaction on the towers' last states H_x (B, Lx, H), H_y):
+  e_x = mean over ALL Lx rows of softmax_y(H_x H_y^T / sqrt(H) - 10000 at y's padding) H_y, e_y likewise;
+  the mean is unmasked ([CLS], [SEP] and padded rows count; a padded row still attends to valid tokens
+  only); features [e_x, e_y, |e_x - e_y|, max(e_x, e_y)^2].
+- model_type = siamese: the plain two-tower baseline, masked mean pooling and SBERT's [u, v, |u-v|, u*v]
+  (Reimers & Gurevych 2019), as the siamese configs name it (their sbert model_type uses the max^2 feature instead).
+- Predictor (their get_prediction_student / _use_resnet): dropout, then one linear layer; with
+  use_resnet_predict a linear 4H -> 4H residual first: h = dropout(W1 x + b1) + x with x the dropped-out
+  features, no activation, then the output layer. Weights truncated-normal (std initializer_range), biases 0.
 The document tower's output (pooled vector, or token states for late fusion) does not depend on the query,
 so it is computed once per document and cached (encode_docs / score; process/doc_cache.py).
 
-Virtual interaction (use_kd_att): at every aligned layer (student layer m <- teacher layer m*N/M, the
-uniform map of model/parts/layer_map.py) the student's virtual attention x->y is softmax(Q_x K_y^T / sqrt(d))
-per head, from the student's own query/key projections of tower-x and tower-y token states at that layer
-(what the layer would attend to if the texts met); y->x likewise. Targets are the teacher's cross-attention
-submatrices of the bipartition input, x rows / y columns and the reverse ([match] renormalize_teacher_att:
-renormalised over the other text, default, or raw). Loss: kd_weight_att * sum over layers and both
-directions of the MSE over valid token pairs (model/parts/loss.py virtual_attention_loss). The doc tower's [CLS]
-has no counterpart in the teacher's input and is left out. When head counts differ, head-averaged maps are
-compared. Logit distillation: kd_weight_logit * (KL*T^2 and/or MSE). The gold-label cross-entropy is always
-on, as in the seed's code. Without any KD flag no teacher is loaded (the plain two-tower baseline)."""
+Virtual interaction (use_kd_att; their get_attention_loss): at each aligned layer the student's virtual
+attention x->y is softmax(Q_x K_y^T / sqrt(d)) per head from its own query/key projections of tower-x and
+tower-y states, over the REAL tokens: rows and columns 1..L-2 of each tower ([CLS] and the last [SEP] dropped,
+padding kept), -10000 added at y's padding; y->x likewise. Targets: the teacher's scaled scores sliced the
+same way from the bipartition input (query rows 1..Lq-2, document columns Lq..L-2) and softmaxed with the
+same padding mask ([virt] renormalize_teacher_att = true; false = the submatrix of its full attention map,
+not the authors'). Loss (model/parts/loss.py virtual_attention_loss): per layer MSE(x->y) + MSE(y->x), each
+the mean over every entry of the padded (B, heads, Lx-2, Ly-2) maps, then the mean over layers; the total adds
+kd_weight_att times it. Logit distillation: kd_weight_logit times ONE term, MSE of the logits (mean over
+entries) or KL(teacher || student); gold-label cross-entropy is always on, unweighted.
+
+Where we depart, and why:
+- Both use_kd_logit_mse and use_kd_logit_kl on is a ConfigError; their if/elif silently ran MSE only.
+- KL is soft_kl_loss at [distill] temperature (default 1, theirs); they add 1e-5 to both distributions.
+- Layers: they zip same-depth BERT-bases layer by layer; with other depths we use the uniform map of
+  model/parts/layer_map.py (identity at equal depth), averaging over the student's layers. Different head
+  counts compare head-averaged maps (they never differ there).
+- Predictor dropout is the student's hidden_dropout_prob (their fixed 0.1 is BERT's value).
+- Without any KD flag no teacher is loaded (they load it and leave it unused): the late_fusion twin config."""
 import math
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from model.base import DistillModel
 from model.parts.features import attention_scores, capture_qkv
 from model.parts.layer_map import tinybert_layer_map
 from model.parts.loss import logit_mse_loss, soft_kl_loss, task_loss, virtual_attention_loss
-from model.parts.match_common import (check_positions, drop_pooler, export_heads, joint_inputs, load_match_teacher,
-                                masked_softmax, mean_pool, pair_features, teacher_cross_attention, teacher_logits,
-                                tower_inputs)
+from model.parts.match_common import (additive_masked_softmax, check_positions, drop_pooler, export_heads, joint_inputs,
+                                load_match_teacher, mean_pool, pair_features, teacher_cross_attention, teacher_logits,
+                                tower_inputs, virt_pair_features)
 from model.parts.student import build_student
 from utils.errors import ConfigError
 from utils.tower_lengths import tower_lengths
@@ -43,26 +59,42 @@ QK = ("query", "key")
 
 
 class Predictor(nn.Module):
-    """Features -> logits: one linear layer, or the residual MLP of use_resnet_predict."""
+    """Features (B, W) -> logits, as the VIRT authors' predictors: dropout and one linear layer, or with resnet
+    the residual h = dropout(W1 x + b1) + x (W1: W -> W, no activation) on the dropped-out x before it."""
 
-    def __init__(self, width_in, hidden, labels, resnet, dropout):
+    def __init__(self, width, labels, resnet, dropout, init_range):
         super().__init__()
         self.resnet, self.dropout = resnet, nn.Dropout(dropout)
         if resnet:
-            self.inp, self.block = nn.Linear(width_in, hidden), nn.Linear(hidden, hidden)
-        self.out = nn.Linear(hidden if resnet else width_in, labels)
+            self.block = nn.Linear(width, width)
+        self.out = nn.Linear(width, labels)
+        for layer in (self.block, self.out) if resnet else (self.out,):  # TF's truncated normal: cut at 2 std
+            nn.init.trunc_normal_(layer.weight, std=init_range, a=-2 * init_range, b=2 * init_range)
+            nn.init.zeros_(layer.bias)
 
     def forward(self, features):
         x = self.dropout(features)
         if self.resnet:
-            x = F.gelu(self.inp(x))
-            x = x + F.gelu(self.block(x))
+            x = self.dropout(self.block(x)) + x
         return self.out(x)
 
-    def flops(self, width_in, hidden, labels):
-        if self.resnet:
-            return linear_flops(1, width_in, hidden) + linear_flops(1, hidden, hidden) + linear_flops(1, hidden, labels)
-        return linear_flops(1, width_in, labels)
+    def flops(self, width, labels):
+        return (linear_flops(1, width, width) if self.resnet else 0) + linear_flops(1, width, labels)
+
+
+def late_interaction(a_states, a_mask, b_states, b_mask):
+    """The authors' newly_late_interaction: [e_a, e_b, |e_a - e_b|, max(e_a, e_b)^2] with e_a the UNMASKED mean over
+    a's rows of a's attention over b's states (softmax(H_a H_b^T / sqrt(H)), -10000 at b's padding), e_b likewise."""
+    scores = a_states @ b_states.transpose(1, 2) / math.sqrt(a_states.shape[-1])  # (B, La, Lb)
+    e_a = (additive_masked_softmax(scores, b_mask) @ b_states).mean(1)
+    e_b = (additive_masked_softmax(scores.transpose(1, 2), a_mask) @ a_states).mean(1)
+    return virt_pair_features(e_a, e_b)
+
+
+def virtual_attention(q_x, k_y, y_mask, heads):
+    """Student virtual attention x->y (B, heads, Lx-2, Ly-2) over the real tokens: softmax(Q_x K_y^T / sqrt(d)) per
+    head, rows and columns 1..L-2 ([CLS] and the last [SEP] of both towers dropped), -10000 at y's padding."""
+    return additive_masked_softmax(attention_scores(q_x[:, 1:-1], k_y[:, 1:-1], heads), y_mask[:, 1:-1])
 
 
 def require_bipartition(config, name):
@@ -84,6 +116,11 @@ class VIRT(DistillModel):
             raise ConfigError(f"{config.source('match', 'pooling_strategy')}: [match] pooling_strategy = {self.pooling}: "
                               "the two-tower students pool by mean (as in the VIRT paper)")
         self.use_att, self.use_kl, self.use_mse = get("use_kd_att"), get("use_kd_logit_kl"), get("use_kd_logit_mse")
+        if self.use_kl and self.use_mse:
+            where = next((config.source("virt", k) for k in ("use_kd_logit_mse", "use_kd_logit_kl")
+                          if config.source("virt", k) != "default"), "default")
+            raise ConfigError(f"{where}: [virt] use_kd_logit_kl = true and use_kd_logit_mse = true: VIRT distils the logits "
+                              "by one term at a time (MSE or KL, as the authors' sbert_distill.py); set one to false")
         self.w_att, self.w_logit = get("kd_weight_att"), get("kd_weight_logit")
         self.renormalize, self.temperature = config.get("virt", "renormalize_teacher_att"), config.get("distill", "temperature")
         self.query_length, self.doc_length = tower_lengths(config)
@@ -98,10 +135,8 @@ class VIRT(DistillModel):
         self.student = drop_pooler(getattr(encoder, "base_model", encoder))
         check_positions(self.student, max(self.query_length, self.doc_length), "[model] pretrained")
         cfg = self.student.config
-        width, dropout = cfg.hidden_size, cfg.hidden_dropout_prob
-        if self.model_type == "late_fusion":
-            self.fuse = nn.Linear(4 * width, width)
-        self.predictor = Predictor(4 * width, width, labels, get("use_resnet_predict"), dropout)
+        self.predictor = Predictor(4 * cfg.hidden_size, labels, get("use_resnet_predict"), cfg.hidden_dropout_prob,
+                                   cfg.initializer_range)
         self.labels = labels
         if self.use_att:
             t_layers = self.teacher.config.num_hidden_layers
@@ -128,34 +163,22 @@ class VIRT(DistillModel):
     def head(self, a_states, a_mask, docs):
         if self.model_type == "siamese":
             return self.predictor(pair_features(mean_pool(a_states, a_mask), docs["pooled"]))
-        b_states, b_mask = docs["states"], docs["mask"]
-        scores = a_states @ b_states.transpose(1, 2) / math.sqrt(a_states.shape[-1])  # (B, Lq, Ld)
-        a_tilde = masked_softmax(scores, b_mask) @ b_states
-        b_tilde = masked_softmax(scores.transpose(1, 2), a_mask) @ a_states
-        fuse = lambda h, t: F.gelu(self.fuse(torch.cat([h, t, h - t, h * t], dim=-1)))
-        u, v = mean_pool(fuse(a_states, a_tilde), a_mask), mean_pool(fuse(b_states, b_tilde), b_mask)
-        return self.predictor(pair_features(u, v))
+        return self.predictor(late_interaction(a_states, a_mask, docs["states"], docs["mask"]))
 
     # --- virtual interaction ---
-    def virtual_attention(self, qkv_a, qkv_b, a_mask, b_mask, layer):
-        """Student (x->y, y->x) virtual attention maps at one student layer; the doc [CLS] is dropped."""
-        heads = self.student.config.num_attention_heads
-        qa, ka = qkv_a[(layer, "query")], qkv_a[(layer, "key")]
-        qb, kb = qkv_b[(layer, "query")][:, 1:], qkv_b[(layer, "key")][:, 1:]
-        xy = attention_scores(qa, kb, heads, b_mask[:, 1:]).softmax(-1)
-        yx = attention_scores(qb, ka, heads, a_mask).softmax(-1)
-        return xy, yx
-
     def attention_loss(self, qkv_a, qkv_b, batch, t_maps):
+        """virtual_attention_loss of the student's virtual attention at each aligned layer against the teacher's maps."""
         a_mask, b_mask = batch["a_attention_mask"], batch["b_attention_mask"]
-        total = 0.0
-        for (s_layer, _), (t_xy, t_yx) in zip(self.layer_pairs, t_maps):
-            s_xy, s_yx = self.virtual_attention(qkv_a, qkv_b, a_mask, b_mask, s_layer)
+        heads = self.student.config.num_attention_heads
+        s_maps, t_used = [], []
+        for (layer, _), (t_xy, t_yx) in zip(self.layer_pairs, t_maps):
+            s_xy = virtual_attention(qkv_a[(layer, "query")], qkv_b[(layer, "key")], b_mask, heads)
+            s_yx = virtual_attention(qkv_b[(layer, "query")], qkv_a[(layer, "key")], a_mask, heads)
             if not self.same_heads:
                 s_xy, s_yx, t_xy, t_yx = (m.mean(1, keepdim=True) for m in (s_xy, s_yx, t_xy, t_yx))
-            total = total + virtual_attention_loss(s_xy, t_xy, a_mask, b_mask[:, 1:])
-            total = total + virtual_attention_loss(s_yx, t_yx, b_mask[:, 1:], a_mask)
-        return total
+            s_maps.append((s_xy, s_yx))
+            t_used.append((t_xy, t_yx))
+        return virtual_attention_loss(s_maps, t_used)
 
     def forward(self, batch):
         a_in, b_in = tower_inputs(batch, "a"), tower_inputs(batch, "b")
@@ -188,12 +211,12 @@ class VIRT(DistillModel):
             loss = loss + self.w_att * out["loss_att"]
         else:
             t_logits = teacher_logits(self.teacher, self.teacher_pooling, joint_inputs(batch))
-        if self.use_kl:
-            out["loss_kl"] = soft_kl_loss(logits, t_logits, self.temperature)
-            loss = loss + self.w_logit * out["loss_kl"]
         if self.use_mse:
             out["loss_mse"] = logit_mse_loss(logits, t_logits)
             loss = loss + self.w_logit * out["loss_mse"]
+        elif self.use_kl:
+            out["loss_kl"] = soft_kl_loss(logits, t_logits, self.temperature)
+            loss = loss + self.w_logit * out["loss_kl"]
         out["loss"] = loss
         return out
 
@@ -201,9 +224,9 @@ class VIRT(DistillModel):
     def analytic_flops(self):
         """{"offline": per document, "online": per query given the cached document} at the configured lengths."""
         cfg, lq, ld, h = self.student.config, self.query_length, self.doc_length, self.student.config.hidden_size
-        online = encoder_flops(cfg, lq) + self.predictor.flops(4 * h, h, self.labels)
+        online = encoder_flops(cfg, lq) + self.predictor.flops(4 * h, self.labels)
         if self.model_type == "late_fusion":
-            online += 3 * 2 * lq * ld * h + linear_flops(lq + ld, 4 * h, h)  # scores, two weighted sums, fuse
+            online += 3 * 2 * lq * ld * h  # scores and the two attention-weighted sums
         return {"offline": encoder_flops(cfg, ld), "online": online}
 
     def flops_probes(self):

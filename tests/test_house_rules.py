@@ -116,7 +116,7 @@ def test_no_tracker_words_in_the_product():
     """Users know papers and docs, not issue or seed-file numbers."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "*.py", "*.sh", "*.config", "*.md", "*.toml"],
                            cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
-    pattern = re.compile(r"issue [0-9]|seed 00[0-9]", re.IGNORECASE)
+    pattern = re.compile(r"issues? #?[0-9]|seeds? 00[0-9]", re.IGNORECASE)
     hits = [f"{f}:{n}" for f in files if (REPO / f).is_file()
             for n, line in enumerate((REPO / f).read_text(errors="replace").splitlines(), 1) if pattern.search(line)]
     assert hits == []

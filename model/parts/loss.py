@@ -165,11 +165,16 @@ def in_batch_ce_loss(student_src, student_tgt, scale=20.0):
 
 
 # --- text matching: VIRT (Li et al. 2022; model/virt.py) ---
-def virtual_attention_loss(student_att, teacher_att, row_mask, col_mask):
-    """VIRT's virtual-interaction loss for one layer and one direction x->y: MSE between the student's virtual
-    attention map (B, heads, m, n), computed from the two towers' own states, and the teacher's cross-attention
-    submatrix of the same shape. Only valid (row, column) token pairs count (row_mask (B, m), col_mask (B, n));
-    averaged over heads and valid pairs."""
-    sq = (student_att.float() - teacher_att.float()).pow(2)
-    pair = (row_mask[:, None, :, None] * col_mask[:, None, None, :]).to(sq.dtype).expand_as(sq)
-    return (sq * pair).sum() / pair.sum().clamp(min=1)
+def virtual_attention_loss(student_maps, teacher_maps):
+    """VIRT's virtual-interaction loss, averaged as the VIRT authors' sbert_distill.py (get_attention_loss) does.
+
+    student_maps / teacher_maps: one (x->y, y->x) pair per aligned layer, maps (B, heads, m, n) / (B, heads, n, m)
+    over the texts' real tokens and their padding ([CLS] and the last [SEP] already dropped). Per layer: the MSE
+    of x->y plus the MSE of y->x, each the mean over EVERY entry of the padded map (padded rows and columns count
+    in the mean, as tf.losses.mean_squared_error over the padded tensors does); then the mean over layers."""
+    if len(student_maps) != len(teacher_maps) or not student_maps:
+        raise ValueError(f"virtual_attention_loss: {len(student_maps)} student layers, {len(teacher_maps)} teacher layers")
+    total = 0.0
+    for (s_xy, s_yx), (t_xy, t_yx) in zip(student_maps, teacher_maps):
+        total = total + F.mse_loss(s_xy.float(), t_xy.float()) + F.mse_loss(s_yx.float(), t_yx.float())
+    return total / len(student_maps)

@@ -1,5 +1,5 @@
 """Shared pieces of the text-matching methods (bert_bipartition, virt, dc_bert): mean pooling over valid
-tokens, the teacher's pooled logits and cross attention, tower inputs, and exporting method heads."""
+tokens, the teacher's pooled logits and cross attention, pair features, tower inputs, and exporting method heads."""
 import json
 from pathlib import Path
 
@@ -63,25 +63,28 @@ def load_match_teacher(config, labels):
     return teacher, getattr(teacher.config, "pooling_strategy", "cls")
 
 
+def teacher_cross_maps(query, key, mask, heads, query_length, renormalize=True):
+    """(x->y, y->x) attention maps between the REAL tokens of the bipartition input (B, L, H) projections, as the VIRT
+    authors' sbert_distill.py (get_attention_loss) slices them: query rows 1..Lq-2 and document columns Lq..L-2, and
+    the reverse, i.e. [CLS], the query's [SEP] and the last [SEP] dropped (padding kept):
+    (B, heads, Lq-2, Ld-2) / (B, heads, Ld-2, Lq-2).
+    renormalize (theirs): softmax of the scaled scores over the other text's tokens with -10000 added at its padding
+    (each row a distribution, as the student's virtual attention is); else the submatrix of the full attention map."""
+    x, y = slice(1, query_length - 1), slice(query_length, mask.shape[1] - 1)
+    if renormalize:
+        return (additive_masked_softmax(attention_scores(query[:, x], key[:, y], heads), mask[:, y]),
+                additive_masked_softmax(attention_scores(query[:, y], key[:, x], heads), mask[:, x]))
+    full = attention_scores(query, key, heads, mask).softmax(-1)
+    return full[:, :, x, y], full[:, :, y, x]
+
+
 def teacher_cross_attention(teacher, pooling, inputs, layers, query_length, renormalize=True):
-    """(teacher logits, maps): per mapped teacher layer, (x->y, y->x) attention probabilities (B, heads, Lq, Ld-1) / (B, heads, Ld-1, Lq)
-    between the query part (positions < Lq) and the document part of the bipartition input.
-    renormalize: softmax of the teacher's scores over the other text's valid tokens only (each row a distribution,
-    as the student's virtual attention is); else the submatrix of its full attention map."""
-    mask = inputs["attention_mask"]
+    """(teacher logits, maps): per mapped teacher layer, teacher_cross_maps of its query / key projections."""
     heads = teacher.config.num_attention_heads
     with torch.inference_mode(), capture_qkv(teacher, layers, ("query", "key"), "[distill] teacher layer") as store:
         logits = pooled_logits(teacher, inputs, pooling)[0]
-        maps = []
-        for layer in layers:
-            q, k = store[(layer, "query")], store[(layer, "key")]
-            if renormalize:
-                xy = attention_scores(q[:, :query_length], k[:, query_length:], heads, mask[:, query_length:]).softmax(-1)
-                yx = attention_scores(q[:, query_length:], k[:, :query_length], heads, mask[:, :query_length]).softmax(-1)
-            else:
-                full = attention_scores(q, k, heads, mask).softmax(-1)
-                xy, yx = full[:, :, :query_length, query_length:], full[:, :, query_length:, :query_length]
-            maps.append((xy, yx))
+        maps = [teacher_cross_maps(store[(layer, "query")], store[(layer, "key")], inputs["attention_mask"], heads,
+                                   query_length, renormalize) for layer in layers]
     # cloned outside inference_mode: plain tensors autograd may save for the student's backward
     return logits.clone(), [(xy.clone(), yx.clone()) for xy, yx in maps]
 
@@ -108,9 +111,21 @@ def masked_softmax(scores, key_mask):
     return scores.masked_fill(key_mask[:, None, :] == 0, torch.finfo(scores.dtype).min).softmax(-1)
 
 
+def additive_masked_softmax(scores, key_mask):
+    """softmax over the last axis after adding -10000 at keys whose mask (B, n) is 0: BERT's masking, as the VIRT
+    authors' code masks its attention maps (a row with no valid key stays a softmax of its raw scores)."""
+    adder = (1.0 - key_mask.to(scores.dtype)) * -10000.0
+    return (scores + adder.view(adder.shape[0], *([1] * (scores.dim() - 2)), adder.shape[-1])).softmax(-1)
+
+
 def pair_features(u, v):
     """SBERT's classifier input [u, v, |u - v|, u * v] (Reimers & Gurevych 2019)."""
     return torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
+
+
+def virt_pair_features(u, v):
+    """The VIRT authors' classifier input [u, v, |u - v|, max(u, v)^2] (sbert_distill.py, newly_late_interaction)."""
+    return torch.cat([u, v, (u - v).abs(), torch.maximum(u, v).square()], dim=-1)
 
 
 def teacher_logits(teacher, pooling, inputs):
