@@ -1,4 +1,6 @@
-"""Stage 4 of Ding et al. 2022: multilingual distillation of the compressed student (from stage 3): both sides
+"""Stage 4 of Ding et al. 2022: multilingual distillation of the compressed student (stage 3's export, loaded as it
+is: model/parts/recurrent_student.py from_export; the authors' model/multilingual/rec_bottle_mcl.py lines 30-49
+rebuild the same student and load stage 3's checkpoint into it): both sides
 regress on the teacher's English embedding (MSE, as mul_mse) plus an in-batch cross-lingual term:
 - rec_bottle_mcl / rec_mcl: multilingual contrastive learning as the authors' code defines it
   (model/parts/loss.py mcl_loss: the student's cos(source_i, target_j) matrix regresses on the teacher's

@@ -89,15 +89,15 @@ def ml_text(enc, par, model_name, cache, **sections):
 
 
 # ---------------------------------------------------------------- student shapes and parameter counts
-def albert_from(enc_dir, keep, repeat, e, init="svd"):
+def student_from(enc_dir, keep, repeat, e, init="svd"):
     from pretrained.loading import load_encoder
     from model.parts.recurrent_student import from_bert
     bert = load_encoder(str(enc_dir), "[model] pretrained").eval()
     return bert, from_bert(bert, list(range(keep)), repeat, e, init).eval()
 
 
-def test_albert_student_equals_the_bert_source_when_nothing_is_cut(enc):
-    bert, student = albert_from(enc, 2, 1, 0)
+def test_recurrent_student_equals_the_bert_source_when_nothing_is_cut(enc):
+    bert, student = student_from(enc, 2, 1, 0)
     ids = torch.tensor([[2, 5, 9, 17, 3, 0], [2, 6, 3, 0, 0, 0]])
     mask = (ids != 0).long()
     with torch.no_grad():
@@ -107,7 +107,7 @@ def test_albert_student_equals_the_bert_source_when_nothing_is_cut(enc):
     assert torch.allclose(a, b, atol=1e-5)
 
 
-def test_xlmr_style_positions_are_shifted_into_albert(tmp_path):
+def test_xlmr_style_positions_are_shifted_into_the_student(tmp_path):
     from transformers import XLMRobertaConfig, XLMRobertaModel
     from model.parts.recurrent_student import from_bert
     torch.manual_seed(0)
@@ -121,7 +121,7 @@ def test_xlmr_style_positions_are_shifted_into_albert(tmp_path):
 
 
 def test_recurrence_runs_the_kept_layers_repeat_times(enc):
-    bert, student = albert_from(enc, 1, 3, 0)  # layer 0 only, three times
+    bert, student = student_from(enc, 1, 3, 0)  # layer 0 only, three times
     ids = torch.tensor([[2, 5, 9, 17, 3]])
     with torch.no_grad():
         h = bert.embeddings(input_ids=ids)
@@ -136,31 +136,30 @@ def test_parameter_counts_by_hand(enc):
     from efficiency.counts import count_params
     V, H, I, P, T, e = len(VOCAB), 32, 64, 64, 2, 8
     layer = 4 * (H * H + H) + 2 * H + (H * I + I) + (I * H + H) + 2 * H  # q,k,v,o + LN, ffn in/out + LN
-    bert, bottle = albert_from(enc, 1, 2, e)
-    # bottleneck: word V x e, positions P x e, types T x e, LayerNorm 2e, then the e -> H mapping (weight + bias)
-    assert count_params(bottle) == V * e + P * e + T * e + 2 * e + (e * H + H) + 1 * layer
-    _, full = albert_from(enc, 1, 2, 0)  # no bottleneck: embeddings as BERT's, identity mapping H x H + H
-    assert count_params(full) == V * H + P * H + T * H + 2 * H + (H * H + H) + 1 * layer
+    bert, bottle = student_from(enc, 1, 2, e)
+    # bottleneck (Ding et al. 2022's code): word V x e, then e -> H without bias; positions, types, LayerNorm at H
+    assert count_params(bottle) == V * e + e * H + P * H + T * H + 2 * H + 1 * layer
+    _, full = student_from(enc, 1, 2, 0)  # no bottleneck: the source's embedding layer, no mapping
+    assert count_params(full) == V * H + P * H + T * H + 2 * H + 1 * layer
     assert count_params(bert) == V * H + P * H + T * H + 2 * H + 2 * layer + (H * H + H)  # 2 layers + pooler
-    _, two = albert_from(enc, 1, 5, e)
+    _, two = student_from(enc, 1, 5, e)
     assert count_params(two) == count_params(bottle)  # repeats cost no parameters
     ids = torch.tensor([[2, 5, 9, 3]])
     assert bottle(input_ids=ids).last_hidden_state.shape == (1, 4, H)
     assert bottle.embeddings.word_embeddings.weight.shape == (V, e)
-    assert bottle.encoder.embedding_hidden_mapping_in.weight.shape == (H, e)
+    assert bottle.embeddings.word_projection.weight.shape == (H, e) and bottle.embeddings.word_projection.bias is None
 
 
 def test_svd_bottleneck_starts_near_the_source_embedding_layer(enc):
     from model.parts.loss import hidden_mse_loss
-    from model.parts.recurrent_student import albert_embedding_output
     ids = torch.tensor([[2, 5, 9, 17, 3, 0], [2, 6, 12, 20, 11, 3]])
     mask = (ids != 0).long()
     errors = {}
     for init in ("svd", "random"):
-        bert, student = albert_from(enc, 1, 1, 24, init)
+        bert, student = student_from(enc, 1, 1, 24, init)
         with torch.no_grad():
             target = bert.embeddings(input_ids=ids)
-            errors[init] = hidden_mse_loss(albert_embedding_output(student, ids), target, mask).item()
+            errors[init] = hidden_mse_loss(student.embedding_output(ids), target, mask).item()
     assert errors["svd"] < 0.25 * errors["random"], errors
 
 
@@ -449,7 +448,7 @@ def test_pipeline_stage1_to_4_trains_exports_and_logs_parameters(tmp_path, enc, 
     assert {"de_src2tgt", "fr_tgt2src", "accuracy", "sts_spearman", "spearman", "mse"} <= set(results["metrics"])
     export = tmp_path / "runs" / "s4" / "student"
     st = SentenceTransformer(str(export), device="cpu")
-    assert type(st[0].auto_model).__name__ == "AlbertModel" and st[0].auto_model.config.num_hidden_layers == 2
+    assert type(st[0].auto_model).__name__ == "RecurrentBertModel" and st[0].auto_model.config.num_hidden_layers == 2
     mine = st.encode(["the dog runs", "der hund läuft"], convert_to_tensor=True)
     from pretrained.loading import load_tokenizer
     from model.parts.sentence_embedding import mean_pool

@@ -1,22 +1,32 @@
-"""Students of the multi-stage cross-lingual methods (Ding et al. 2022), as plain HF ALBERT models.
+"""Students of the multi-stage cross-lingual methods (Ding et al. 2022): model/parts/recurrent_encoder.py's
+RecurrentBertModel built from a BERT-family source, or taken from an earlier stage's export.
 
-ALBERT is exactly the two compressions the paper uses, so the student stays loadable by `AutoModel` and
-`SentenceTransformer` with no custom code:
-- bottleneck embedding: word embeddings vocab x e, then a Linear e -> hidden (ALBERT's embedding_size and
-  embedding_hidden_mapping_in);
-- parameter recurrence: `layers_to_keep` transformer layers form one shared group that runs `repeat` times
-  (num_hidden_groups = 1, inner_group_num = layers_to_keep, num_hidden_layers = repeat).
-A BERT-family source (BERT, MiniLM, XLM-R/RoBERTa) is converted layer by layer; an ALBERT source (an earlier
-stage's export) is taken as is. Without a bottleneck the source's embeddings are copied and the e -> hidden
-mapping starts as the identity, so repeat = 1 with every layer kept computes exactly the source's function.
+Followed: the authors' code, github.com/KB-Ding/Multi-stage-Distillaton-Framework:
+- stage 2 (model/distillation/bottle_distill.py, lines 26-36): every encoder layer removed, the embedding layer
+  replaced by `Small_Embeddings` (lines 300-355): word table vocab x e, then e -> hidden without bias; position and
+  token-type embeddings and the LayerNorm at the hidden width;
+- stages 3 and 4 (model/distillation/rec_bottle_distill.py lines 25-47, model/multilingual/rec_bottle_mcl.py lines
+  30-49): the source's first `layers_to_keep` layers run `repeat` times on stage 2's `Small_Embeddings` (rec_bottle_*)
+  or on the source's own embedding layer (rec_distill / rec_mcl: no factorisation, no mapping).
+Here stage 2's student keeps the shared layers too (frozen, never run in its loss), so its export alone starts
+stage 3, as the authors' stage 3 combines the stage-2 checkpoint with the source's layers.
+
+Departures, each for a reason:
+- initialisation (`[multilingual] bottleneck_init`): the authors start stage 2 from a fresh `Small_Embeddings`
+  (`random` here: torch's default init of each table, as theirs). `svd` (the default) starts at the source's
+  embedding layer with its word table replaced by the best rank-e factorisation (truncated SVD of the table with
+  each row centred over the hidden units, the part LayerNorm reads) and its position / type tables and LayerNorm
+  copied: at this project's budget (one epoch of 30,000 pairs) most of the vocabulary never occurs in training,
+  and a random row stays random; the authors train on millions of pairs;
+- positions are numbered from 0 (RoBERTa-family tables shifted by pad + 1 at conversion), see recurrent_encoder.py.
 """
 import copy
-import math
 
 import torch
-from transformers import AlbertConfig, AlbertModel
+from torch import nn
 
 from model.parts.layer_map import select_layers
+from model.parts.recurrent_encoder import MODEL_TYPE, RecurrentBertConfig, RecurrentBertModel
 from utils.errors import ConfigError
 
 # BERT layer parameter -> ALBERT layer parameter (same tensors; RoBERTa / XLM-R use BERT's names)
@@ -37,14 +47,14 @@ def drop_pooler(model):
 
 
 def position_offset(config):
-    """RoBERTa-family models number positions from pad_token_id + 1; ALBERT from 0."""
+    """RoBERTa-family models number positions from pad_token_id + 1; the student from 0."""
     return config.pad_token_id + 1 if config.model_type in ROBERTA_TYPES else 0
 
 
-def albert_config(source_config, layers, repeat, embedding_size):
+def recurrent_config(source_config, layers, repeat, embedding_size):
     c = source_config
     offset = position_offset(c)
-    return AlbertConfig(
+    return RecurrentBertConfig(
         vocab_size=c.vocab_size, embedding_size=embedding_size, hidden_size=c.hidden_size,
         num_hidden_layers=repeat, num_hidden_groups=1, inner_group_num=layers,
         num_attention_heads=c.num_attention_heads, intermediate_size=c.intermediate_size, hidden_act=c.hidden_act,
@@ -54,50 +64,48 @@ def albert_config(source_config, layers, repeat, embedding_size):
         eos_token_id=getattr(c, "eos_token_id", None), classifier_dropout_prob=0.1)
 
 
-def svd_bottleneck(word, position, e):
-    """Orthonormal basis (e, hidden) of the source's embedding inputs: top-e right singular vectors of the centred
-    word table stacked with the position table (weighted up to the word table's row count, since every token
-    also carries a position), so sums word + position + type keep most of their variance in e dimensions."""
-    hidden = word.shape[1]
-    center = torch.eye(hidden) - torch.full((hidden, hidden), 1.0 / hidden)
-    stacked = torch.cat([word.float(), position.float() * math.sqrt(word.shape[0] / position.shape[0])]) @ center
-    _, _, vh = torch.linalg.svd(stacked, full_matrices=False)
-    return vh[:e] @ center
+def factorise_word_table(word, e):
+    """(vocab x e table, hidden x e projection weight) whose product is the best rank-e approximation of the word
+    table with each row centred over the hidden units (LayerNorm discards each row's mean, so only the centred
+    part reaches the output)."""
+    centred = word.float() - word.float().mean(dim=1, keepdim=True)
+    u, s, vh = torch.linalg.svd(centred, full_matrices=False)
+    return u[:, :e] * s[:e], vh[:e].T.contiguous()
+
+
+def fresh_embedding_tables(config):
+    """The authors' stage-2 start: a new `Small_Embeddings`, every table at torch's default init (N(0, 1) rows,
+    the padding row zero; the projection kaiming-uniform; LayerNorm 1 and 0)."""
+    e, hidden = config.embedding_size, config.hidden_size
+    return {"word_embeddings.weight": nn.Embedding(config.vocab_size, e, padding_idx=config.pad_token_id).weight,
+            "word_projection.weight": nn.Linear(e, hidden, bias=False).weight,
+            "position_embeddings.weight": nn.Embedding(config.max_position_embeddings, hidden).weight,
+            "token_type_embeddings.weight": nn.Embedding(config.type_vocab_size, hidden).weight,
+            "LayerNorm.weight": torch.ones(hidden), "LayerNorm.bias": torch.zeros(hidden)}
 
 
 def from_bert(source, layers, repeat, embedding_size, init="svd"):
-    """ALBERT student from a BERT-family encoder: `layers` (0-based source layer ids) shared and run `repeat` times;
-    embedding_size 0 keeps the source's embeddings (no bottleneck)."""
+    """Student from a BERT-family encoder: `layers` (0-based source layer ids) shared and run `repeat` times;
+    embedding_size 0 (or the hidden size) keeps the source's embedding layer as it is."""
     hidden = source.config.hidden_size
     e = embedding_size or hidden
     if e > hidden:
         raise ConfigError(f"[multilingual] embedding_size = {e}: larger than the hidden size {hidden}")
-    student = AlbertModel(albert_config(source.config, len(layers), repeat, e), add_pooling_layer=False)
+    config = recurrent_config(source.config, len(layers), repeat, e)
+    student = RecurrentBertModel(config)
     src = source.state_dict()
     prefix = "" if "embeddings.word_embeddings.weight" in src else source.base_model_prefix + "."
-    offset = position_offset(source.config)
     state = student.state_dict()
-    emb = {k: src[prefix + "embeddings." + k + ".weight"] for k in ("word_embeddings", "position_embeddings", "token_type_embeddings")}
-    emb["position_embeddings"] = emb["position_embeddings"][offset:]
-    mapping = "encoder.embedding_hidden_mapping_in."
-    if e == hidden:
-        for k, v in emb.items():
-            state[f"embeddings.{k}.weight"] = v.clone()
-        for k in ("weight", "bias"):
-            state[f"embeddings.LayerNorm.{k}"] = src[prefix + f"embeddings.LayerNorm.{k}"].clone()
-        state[mapping + "weight"] = torch.eye(hidden)
-        state[mapping + "bias"] = torch.zeros(hidden)
-    elif init == "svd":
-        # inputs projected on the basis; LayerNorm over e as the identity map; the e -> hidden mapping undoes the
-        # projection, rescales (a norm over e dims is sqrt(hidden / e) times one over hidden dims) and applies
-        # the source's LayerNorm gain and bias: the source's embedding output, up to the discarded directions
-        basis = svd_bottleneck(emb["word_embeddings"], emb["position_embeddings"], e)  # (e, hidden)
-        for k, v in emb.items():
-            state[f"embeddings.{k}.weight"] = v.float() @ basis.T
-        gain, bias = (src[prefix + f"embeddings.LayerNorm.{k}"].float() for k in ("weight", "bias"))
-        state["embeddings.LayerNorm.weight"], state["embeddings.LayerNorm.bias"] = torch.ones(e), torch.zeros(e)
-        state[mapping + "weight"] = gain[:, None] * basis.T * math.sqrt(hidden / e)
-        state[mapping + "bias"] = bias.clone()
+    emb = {k: src[prefix + "embeddings." + k].clone() for k in (
+        "word_embeddings.weight", "position_embeddings.weight", "token_type_embeddings.weight",
+        "LayerNorm.weight", "LayerNorm.bias")}
+    emb["position_embeddings.weight"] = emb["position_embeddings.weight"][position_offset(source.config):]
+    if e < hidden and init == "random":
+        emb = fresh_embedding_tables(config)
+    elif e < hidden:
+        emb["word_embeddings.weight"], emb["word_projection.weight"] = factorise_word_table(emb["word_embeddings.weight"], e)
+    for k, v in emb.items():
+        state["embeddings." + k] = v.detach().clone()
     for new, old in enumerate(layers):
         for bert_name, albert_name in LAYER_NAMES.items():
             for k in ("weight", "bias"):
@@ -107,17 +115,19 @@ def from_bert(source, layers, repeat, embedding_size, init="svd"):
     return student
 
 
-def from_albert(source, config, bottleneck):
-    """An earlier stage's ALBERT export, re-shaped only where that is free (repeat: the layers are shared)."""
+def from_export(source, config, bottleneck):
+    """An earlier stage's export, re-shaped only where that is free (repeat: the layers are shared)."""
     c = source.config
     keep, e = config.get("multilingual", "layers_to_keep"), config.get("multilingual", "embedding_size")
-    if c.num_hidden_groups != 1:
-        raise ConfigError(f"[model] pretrained: ALBERT with {c.num_hidden_groups} layer groups; expected 1 shared group")
+    factorised = c.embedding_size != c.hidden_size
     if keep and keep != c.inner_group_num:
         raise ConfigError(f"[multilingual] layers_to_keep = {keep}: [model] pretrained already keeps {c.inner_group_num} layers")
-    if bottleneck and e != c.embedding_size:
+    if bottleneck and factorised and e != c.embedding_size:
         raise ConfigError(f"[multilingual] embedding_size = {e}: [model] pretrained has embedding size {c.embedding_size}")
-    if not bottleneck and c.embedding_size != c.hidden_size:
+    if bottleneck and not factorised:
+        raise ConfigError("[model] pretrained has no bottleneck embedding (a rec_distill / rec_mcl export); a *bottle* "
+                          "method starts from stage 2 (bottle_distill) or a rec_bottle_* export")
+    if not bottleneck and factorised:
         raise ConfigError(f"[model] pretrained has a bottleneck embedding ({c.embedding_size}); use a rec_bottle_* method")
     student = copy.deepcopy(source)
     student.config.num_hidden_layers = config.get("multilingual", "repeat")
@@ -127,11 +137,16 @@ def from_albert(source, config, bottleneck):
 def build_recurrent_student(source, config, bottleneck):
     """The student of bottle_distill / rec_* methods from [model] pretrained (already loaded as `source`)."""
     repeat = config.get("multilingual", "repeat")  # >= 1, and embedding_size >= 1, at load time (default.config)
-    if source.config.model_type == "albert":
-        return from_albert(source, config, bottleneck)
-    if source.config.model_type not in ("bert",) + ROBERTA_TYPES:
-        raise ConfigError(f"[model] pretrained: {source.config.model_type} encoders are not supported (BERT, MiniLM, "
-                          "RoBERTa, XLM-R or an earlier stage's ALBERT export)")
+    kind = source.config.model_type
+    if kind == MODEL_TYPE:
+        return from_export(source, config, bottleneck)
+    if kind == "albert":
+        raise ConfigError(f"{config.source('model', 'pretrained')}: [model] pretrained is an ALBERT model: the former "
+                          "ALBERT-layout bottleneck export is no longer read; start from a BERT-family encoder or rerun "
+                          "stage 2 (bottle_distill)")
+    if kind not in ("bert",) + ROBERTA_TYPES:
+        raise ConfigError(f"[model] pretrained: {kind} encoders are not supported (BERT, MiniLM, RoBERTa, XLM-R or an "
+                          "earlier stage's export)")
     n = source.config.num_hidden_layers
     keep = config.get("multilingual", "layers_to_keep") or n
     if keep > n:
@@ -140,8 +155,3 @@ def build_recurrent_student(source, config, bottleneck):
     layers = select_layers(n, keep, "first", [])
     e = config.get("multilingual", "embedding_size") if bottleneck else 0
     return from_bert(source, layers, repeat, e, config.get("multilingual", "bottleneck_init"))
-
-
-def albert_embedding_output(model, input_ids, token_type_ids=None):
-    """What the shared layers receive: the (bottleneck) embeddings mapped to the hidden size."""
-    return model.encoder.embedding_hidden_mapping_in(model.embeddings(input_ids, token_type_ids=token_type_ids))

@@ -193,11 +193,11 @@ class SentenceDistill(DistillModel):
 
 def describe(student):
     c = student.config
-    if c.model_type != "albert":
+    if not hasattr(c, "inner_group_num"):  # a plain encoder; the recurrent student's config is ALBERT-shaped
         return f"{c.model_type}, {c.num_hidden_layers} layers, hidden {c.hidden_size}"
-    emb = f"bottleneck embedding {c.vocab_size}x{c.embedding_size}->{c.hidden_size}" if c.embedding_size != c.hidden_size \
+    emb = f"bottleneck word table {c.vocab_size}x{c.embedding_size}->{c.hidden_size}" if c.embedding_size != c.hidden_size \
         else f"embedding {c.vocab_size}x{c.hidden_size}"
-    return f"albert, {emb}, {c.inner_group_num} shared layers x {c.num_hidden_layers} repeats, hidden {c.hidden_size}"
+    return f"{c.model_type}, {emb}, {c.inner_group_num} shared layers x {c.num_hidden_layers} repeats, hidden {c.hidden_size}"
 
 
 def write_sentence_transformers_files(directory, width, max_length, normalize=False):
