@@ -14,7 +14,8 @@ from pretrained.offline import go_offline  # noqa: E402  (tests are an entry poi
 
 go_offline()
 
-from tests.helpers import write_tiny_data, write_tiny_model
+from tests.helpers import write_tiny_data, write_tiny_model  # noqa: E402
+from tests.match_helpers import write_match_teacher, write_pair_data  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +40,24 @@ def write_config(tmp_path):
         path.write_text(text)
         return path
     return write
+
+
+# the text-matching tests' shared inputs (tests/match_helpers.py): one copy per test module, as before
+@pytest.fixture(scope="module")
+def pair_data(tmp_path_factory):
+    return write_pair_data(tmp_path_factory.mktemp("pairs"))
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    return write_match_teacher(tmp_path_factory.mktemp("teacher"))
+
+
+@pytest.fixture(scope="module")
+def teacher3(tmp_path_factory):
+    return write_match_teacher(tmp_path_factory.mktemp("teacher3"), layers=3)
+
+
+@pytest.fixture(scope="module")
+def student_model(tmp_path_factory):
+    return write_tiny_model(tmp_path_factory.mktemp("student"), dropout=0.0, seed=1)

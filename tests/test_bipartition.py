@@ -11,13 +11,8 @@ from model.parts.match_common import mean_pool
 from process.distributed import DistInfo
 from process.train_entry import train_run
 from tests.helpers import REPO, write_tiny_model
-from tests.match_helpers import LD, LQ, match_config_text, write_pair_data
+from tests.match_helpers import LD, LQ, match_config_text
 from utils.errors import ConfigError
-
-
-@pytest.fixture(scope="module")
-def pair_data(tmp_path_factory):
-    return write_pair_data(tmp_path_factory.mktemp("pairs"))
 
 
 @pytest.fixture(scope="module")

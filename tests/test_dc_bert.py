@@ -11,18 +11,8 @@ from init.config import load_config
 from process.checkpoint import checkpoints_in, load_checkpoint
 from process.distributed import DistInfo
 from process.train_entry import train_run
-from tests.match_helpers import match_config_text, write_match_teacher, write_pair_data
+from tests.match_helpers import match_config_text, write_match_teacher
 from utils.errors import ConfigError
-
-
-@pytest.fixture(scope="module")
-def pair_data(tmp_path_factory):
-    return write_pair_data(tmp_path_factory.mktemp("pairs"))
-
-
-@pytest.fixture(scope="module")
-def teacher3(tmp_path_factory):
-    return write_match_teacher(tmp_path_factory.mktemp("teacher3"), layers=3)
 
 
 def build(tmp_path, teacher, data, **sections):

@@ -14,23 +14,8 @@ from process.checkpoint import checkpoints_in, load_checkpoint
 from process.distributed import DistInfo
 from process.train_entry import train_run
 from tests.helpers import REPO, write_tiny_model
-from tests.match_helpers import LQ, match_config_text, write_match_teacher, write_pair_data
+from tests.match_helpers import LQ, match_config_text
 from utils.errors import ConfigError
-
-
-@pytest.fixture(scope="module")
-def pair_data(tmp_path_factory):
-    return write_pair_data(tmp_path_factory.mktemp("pairs"))
-
-
-@pytest.fixture(scope="module")
-def teacher(tmp_path_factory):
-    return write_match_teacher(tmp_path_factory.mktemp("teacher"))
-
-
-@pytest.fixture(scope="module")
-def student_model(tmp_path_factory):
-    return write_tiny_model(tmp_path_factory.mktemp("student"), dropout=0.0, seed=1)
 
 
 def test_virtual_attention_loss_by_hand():

@@ -17,8 +17,7 @@ from model.parts.loss import virtual_attention_loss
 from model.parts.match_common import teacher_cross_maps
 from model.virt import Predictor, late_interaction, virtual_attention
 from process.distributed import DistInfo
-from tests.helpers import write_tiny_model
-from tests.match_helpers import LQ, match_config_text, write_match_teacher, write_pair_data
+from tests.match_helpers import LQ, match_config_text
 from utils.errors import ConfigError
 
 NEG = -10000.0
@@ -44,21 +43,6 @@ def authors_direction(q_rows, k_cols, col_mask, heads):
     scores = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(q.shape[-1]))
     adder = (1.0 - col_mask.float())[:, None, None, :] * NEG
     return torch.softmax(scores + adder, dim=-1)
-
-
-@pytest.fixture(scope="module")
-def pair_data(tmp_path_factory):
-    return write_pair_data(tmp_path_factory.mktemp("pairs"))
-
-
-@pytest.fixture(scope="module")
-def teacher(tmp_path_factory):
-    return write_match_teacher(tmp_path_factory.mktemp("teacher"))
-
-
-@pytest.fixture(scope="module")
-def student_model(tmp_path_factory):
-    return write_tiny_model(tmp_path_factory.mktemp("student"), dropout=0.0, seed=1)
 
 
 def test_attention_loss_is_the_authors_formula_on_random_padded_tensors():
