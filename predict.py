@@ -33,9 +33,10 @@ def read_texts(path):
 
 
 def label_names(config):
-    """The run's label names in label-id order ([data] label_list, else the task's), None for regression."""
-    from dataset.glue_tsv import task_spec
-    return list(config.get("data", "label_list") or []) or task_spec(config.get("data", "task")).labels
+    """The run's label names in label-id order ([data] label_list, else GLUE's names for the task), None for
+    regression."""
+    from dataset.glue_tsv import label_names as names
+    return names(config)
 
 
 def load_run(run_dir, gpu=None):

@@ -41,6 +41,23 @@ GLUE_TASKS = {
     "WNLI": TaskSpec(_BIN, True, "sentence1", "sentence2", "label", (1, 2, 3), 4),
 }
 
+# What the numeric GLUE labels mean, in id order (the ClassLabel names of the GLUE release on the Hugging Face hub):
+# an exported classifier's id2label and the results' per-class rows carry these instead of "0" / "1".
+GLUE_LABEL_NAMES = {"CoLA": ["unacceptable", "acceptable"], "SST-2": ["negative", "positive"],
+                    "MRPC": ["not_equivalent", "equivalent"], "QQP": ["not_duplicate", "duplicate"],
+                    "WNLI": ["not_entailment", "entailment"]}
+
+
+def label_names(config):
+    """The labels' names in id order: [data] label_list as written, else GLUE's names for the task (None for
+    regression)."""
+    own = list(config.get("data", "label_list") or [])
+    if own:
+        return own
+    task = config.get("data", "task")
+    spec = task_spec(task)
+    return next((names for name, names in GLUE_LABEL_NAMES.items() if _norm(name) == _norm(task)), spec.labels)
+
 
 def _norm(task):
     """'SST-2', 'sst2', 'sst_2' all name the same task (as in evaluator/glue.py)."""
@@ -166,6 +183,7 @@ class GlueTSVDataset(ExamplesDataset):
         self.task = config.get("data", "task")
         spec = task_spec(self.task)
         self.label_list = list(config.get("data", "label_list") or []) or spec.labels
+        self.label_names = label_names(config)
         self.is_regression = self.label_list is None
         self.path = data_file(config, mode)
         self.examples = read_glue_tsv(self.path, self.task, self.label_list, train_limit(config, mode))

@@ -22,14 +22,15 @@ MIN_CPU_SHARE = 0.5  # below this the process waited for cores more than it ran:
 def paired_latency(models, warmup=3):
     """Batch-1 latency of several models measured side by side: {name: {"median_ms", "iqr_ms"}}, plus "cpu_share".
 
-    models: {name: (module, [inputs per example])}, every list as long. Each example runs every model in turn, so a
+    models: {name: (module or any callable, [inputs per example])}, every list as long. Each example runs every model in turn, so a
     load that comes and goes slows all of them alike and their ratio stays honest (timed one after the other, a
     teacher measured under load once came out slower than its student by 0.4x and faster by 7.8x in two reports).
     One perf_counter reading per call, after `warmup` untimed examples: torch.utils.benchmark's Timer runs warm-up
     calls of its own before every measurement, which would triple the runs of an interleaved loop. cpu_share is the
     process's CPU time over its threads' wall time while timing: under MIN_CPU_SHARE the figures are not reliable."""
-    modes = {name: module.training for name, (module, _) in models.items()}
-    for module, _ in models.values():
+    modules = {name: module for name, (module, _) in models.items() if isinstance(module, torch.nn.Module)}
+    modes = {name: module.training for name, module in modules.items()}
+    for module in modules.values():
         module.eval()
     count = min(len(inputs) for _, inputs in models.values())
     times = {name: [] for name in models}
@@ -41,7 +42,7 @@ def paired_latency(models, warmup=3):
             if i >= warmup or count <= warmup:
                 times[name].append((time.perf_counter() - start) * 1000)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    for name, (module, _) in models.items():
+    for name, module in modules.items():
         module.train(modes[name])
     report = {}
     for name, values in times.items():

@@ -45,6 +45,7 @@ class DistillModel(nn.Module):
     TinyBERT width projection). DDP wraps this whole module, so the frozen teacher, kept out of the
     registered modules, is never broadcast or reduced. Checkpoints hold "student" (what is exported)
     and "heads" (everything else registered)."""
+    paper = None  # the method's paper ("Authors year, Title"), named by the model card; None: no paper (fine-tuning, helpers)
 
     # --- what the loop reads (process/), each with its default ------------------------------------------------
     find_unused_parameters = False  # DDP: True where some trainable modules skip steps (Theseus' replaced blocks)

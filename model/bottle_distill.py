@@ -33,6 +33,7 @@ from utils.errors import ConfigError
 
 
 class BottleDistill(SentenceDistill):
+    paper = "Ding et al. 2022, Multi-stage Distillation Framework for Cross-Lingual Semantic Similarity Matching"
     recurrent = True
     bottleneck = True
     uses_teacher_table = False  # the target is the pretrained embedding layer, computed live (it is one lookup)

@@ -97,6 +97,7 @@ class _OnlineHead:
 
 
 class DCBert(DistillModel):
+    paper = "Zhang et al. 2020, DC-BERT: Decoupling Question and Document for Efficient Contextual Encoding"
     two_tower = True
 
     def __init__(self, config):

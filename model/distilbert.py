@@ -31,6 +31,7 @@ from utils.errors import ConfigError
 
 
 class DistilBERT(DistillModel):
+    paper = "Sanh et al. 2019, DistilBERT, a distilled version of BERT: smaller, faster, cheaper and lighter"
     def __init__(self, config):
         super().__init__()
         path = resolve_model_path(config.get("distill", "teacher"), "[distill] teacher")

@@ -30,6 +30,7 @@ def _check_vocab(config, word_vocab):
 
 
 class DistilledBiLSTM(KD):
+    paper = "Tang et al. 2019, Distilling Task-Specific Knowledge from BERT into Simple Neural Networks"
     reads_word_ids = True
 
     def __init__(self, config, word_vocab=None):

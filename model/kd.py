@@ -8,6 +8,7 @@ from utils.errors import ConfigError
 
 
 class KD(DistillModel):
+    paper = "Hinton et al. 2015, Distilling the Knowledge in a Neural Network"
     def __init__(self, config):
         super().__init__()
         path = resolve_model_path(config.get("distill", "teacher"), "[distill] teacher")

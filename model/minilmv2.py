@@ -33,6 +33,7 @@ def qkv_width(model, layer):
 
 
 class MiniLMv2(DistillModel):
+    paper = "Wang et al. 2021, MiniLMv2: Multi-Head Self-Attention Relation Distillation for Compressing Pretrained Transformers"
     find_unused_parameters = True  # the student's pooler, and its layers above student_layer_index, get no gradient
 
     def __init__(self, config):

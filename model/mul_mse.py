@@ -5,4 +5,5 @@ from model.parts.sentence_embedding import SentenceDistill
 
 
 class MulMSE(SentenceDistill):
+    paper = "Reimers & Gurevych 2020, Making Monolingual Sentence Embeddings Multilingual using Knowledge Distillation"
     target = "english"

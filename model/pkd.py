@@ -20,6 +20,7 @@ from utils.errors import ConfigError
 
 
 class PKD(KD):
+    paper = "Sun et al. 2019, Patient Knowledge Distillation for BERT Model Compression"
     uses_hidden = True
     hidden_reads_cls_only = True  # patience reads [CLS] only, so the last layers may run for [CLS] alone
 

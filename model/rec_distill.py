@@ -12,6 +12,7 @@ from model.parts.sentence_embedding import SentenceDistill
 
 
 class RecDistill(SentenceDistill):
+    paper = "Ding et al. 2022, Multi-stage Distillation Framework for Cross-Lingual Semantic Similarity Matching"
     recurrent = True
     target = "same"
 

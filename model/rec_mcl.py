@@ -13,6 +13,7 @@ from model.parts.sentence_embedding import SentenceDistill
 
 
 class RecBottleMCL(SentenceDistill):
+    paper = "Ding et al. 2022, Multi-stage Distillation Framework for Cross-Lingual Semantic Similarity Matching"
     recurrent = True
     bottleneck = True
     contrast = "mcl"

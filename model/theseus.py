@@ -41,6 +41,7 @@ def extended_mask(model_config, embeddings, attention_mask):
 
 
 class Theseus(DistillModel):
+    paper = "Xu et al. 2020, BERT-of-Theseus: Compressing BERT by Progressive Module Replacing"
     find_unused_parameters = True  # successor layers not drawn on a step get no gradient
 
     def __init__(self, config):

@@ -40,6 +40,7 @@ QK = ("query", "key")
 
 
 class TinyBERT(KD):
+    paper = "Jiao et al. 2020, TinyBERT: Distilling BERT for Natural Language Understanding"
     learns_without_labels = True  # the general and intermediate stages never read labels; the prediction stage is KD
 
     def __init__(self, config):

@@ -104,6 +104,7 @@ def require_bipartition(config, name):
 
 
 class VIRT(DistillModel):
+    paper = "Li et al. 2022, VIRT: Improving Representation-based Text Matching via Virtual Interaction"
     two_tower = True
 
     def __init__(self, config):

@@ -36,7 +36,8 @@ def _prefix(kind):
 
 def main_guard(fn):
     """Run fn() offline (pretrained/offline.py); known failures become one line on stderr and a distinct exit code:
-    2 bad input/config (KDWorkerError), 28 a full disk or quota during a save (DiskFullError),
+    2 bad input/config (KDWorkerError), 3 an export that failed its parity check (deploy/parity.py),
+    28 a full disk or quota during a save (DiskFullError),
     128+N stopped by signal N after checkpointing,
     1 a lost peer rank (instead of hanging until a collective times out)."""
     from pretrained.offline import go_offline

@@ -73,6 +73,11 @@ def build_loader(config, mode, dataset, info, seed, word_vocab=None):
     return loader, formatter
 
 
+def names_of(dataset):
+    """The dataset's label names in id order (GLUE's for its numeric labels), else its label list."""
+    return getattr(dataset, "label_names", None) or dataset.label_list
+
+
 def label_count(dataset):
     """Output size the data implies: 1 for regression, 0 for unlabeled text (general distillation)."""
     if dataset.label_list is None and not dataset.is_regression:
@@ -155,7 +160,7 @@ def init_all(config, info, mode="train", checkpoint=None):
     run.model = (method(config, word_vocab=run.word_vocab) if method.reads_word_ids else method(config)).to(info.device)
     check_vocabulary(run)
     check_unlabeled_rows(run)
-    run.model.set_label_names(run.datasets[splits[0]].label_list)
+    run.model.set_label_names(names_of(run.datasets[splits[0]]))
     run.evaluator = lookup(evaluator_list, config, "eval", "evaluator")(config)
     if checkpoint:
         path, run.state_dict = find_checkpoint(checkpoint, prefer_best=(mode != "train"), warn=get_logger(info.rank).warning)

@@ -17,16 +17,18 @@ from utils.errors import ConfigError
 from utils.logging import get_logger
 
 STAGE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")  # stage names become directories under the run directory
-STAGE_KEYS = {"config", "do_test", "teacher_from", "init_from", "set"}
+STAGE_KEYS = {"config", "do_test", "teacher_from", "init_from", "set", "twin_of"}
+PIPELINE_KEYS = {"stages", "export"}
 
 
 def parse_pipeline(path):
     """[(name, {key: Entry})] in run order, validated (keys, references to earlier stages)."""
     sections = read_ini(path)
     stages_entry = sections["pipeline"].get("stages")
-    extra = set(sections["pipeline"]) - {"stages"}
+    extra = set(sections["pipeline"]) - PIPELINE_KEYS
     if extra:
-        raise ConfigError(f"{sections['pipeline'][sorted(extra)[0]].where}: [pipeline] {sorted(extra)[0]}: unknown key (only 'stages')")
+        raise ConfigError(f"{sections['pipeline'][sorted(extra)[0]].where}: [pipeline] {sorted(extra)[0]}: unknown key "
+                          "(only 'stages' and 'export')")
     if stages_entry is None:
         raise ConfigError(f"{path}: [pipeline] stages: required key missing")
     names = [n.strip() for n in stages_entry.value.split(",") if n.strip()]
@@ -43,6 +45,8 @@ def parse_pipeline(path):
                 raise ConfigError(f"{entry.where}: [stage.{name}] {key}: unknown key" + (f"; did you mean '{hint}'?" if hint else ""))
             if key in ("teacher_from", "init_from") and entry.value not in names[:i]:
                 raise ConfigError(f"{entry.where}: [stage.{name}] {key} = {entry.value}: not an earlier stage ({', '.join(names[:i]) or 'none'})")
+            if key == "twin_of" and (entry.value not in names or entry.value == name):
+                raise ConfigError(f"{entry.where}: [stage.{name}] twin_of = {entry.value}: not another stage ({', '.join(n for n in names if n != name)})")
         if "config" not in section:
             raise ConfigError(f"{path}: [stage.{name}] config: required key missing")
         stages.append((name, section))
@@ -50,6 +54,18 @@ def parse_pipeline(path):
         if section.startswith("stage.") and section[6:] not in names:
             raise ConfigError(f"{path}: [{section}] is not listed in [pipeline] stages")
     return stages
+
+
+def export_stages(path, stages):
+    """The stages [pipeline] export names (their students go to ONNX / int8 after the last stage), checked."""
+    entry = read_ini(path)["pipeline"].get("export")
+    if entry is None:
+        return []
+    names, known = [n.strip() for n in entry.value.split(",") if n.strip()], [n for n, _ in stages]
+    for name in names:
+        if name not in known:
+            raise ConfigError(f"{entry.where}: [pipeline] export: '{name}' is not a stage ({', '.join(known)})")
+    return names
 
 
 def stage_config(path, name, section, logdir, user_overrides, handoff=True):
@@ -113,6 +129,7 @@ def run_pipeline(path, info, logdir, user_overrides=(), do_test=False, overwrite
     later stage would leave that stage's recorded config equal but its teacher changed."""
     logger = get_logger(info.rank)
     stages = parse_pipeline(path)
+    exports = export_stages(path, stages)
     # every stage's own config, and the label sets handed between stages, are checked before the first one trains
     configs = {name: stage_config(path, name, section, logdir, user_overrides, handoff=False) for name, section in stages}
     check_handoff_shapes(stages, configs)
@@ -145,7 +162,34 @@ def run_pipeline(path, info, logdir, user_overrides=(), do_test=False, overwrite
         summaries[name] = summary
     if info.is_main:
         print(summary_table(summaries))
+        finish(logdir, stages, exports, logger)
     return summaries
+
+
+def finish(logdir, stages, exports, logger):
+    """After the last stage (rank 0): export and check the listed students (once: a finished export is kept), then
+    every stage's model card, with its twin where a stage declares twin_of, and the pipeline's summary.png."""
+    from deploy.model_card import write_model_card
+    from deploy.parity import export_run, parity_table, raise_if_failed
+    from deploy.summary_plot import write_summary_png
+    parities = {}
+    for name in exports:
+        stage_dir = Path(logdir) / name
+        record = stage_dir / "export" / "parity.json"
+        if record.is_file() and record.stat().st_mtime >= (stage_dir / "DONE.json").stat().st_mtime:
+            logger.info("stage %s: exported earlier, kept (%s)", name, record)
+            parities[name] = json.loads(record.read_text())
+        else:
+            logger.info("stage %s: exporting to ONNX and int8, then the parity check on its dev split", name)
+            parities[name] = export_run(stage_dir)
+        print(f"\n{name}: exports against the PyTorch student\n" + parity_table(parities[name]))
+    twins = {section["twin_of"].value: name for name, section in stages if "twin_of" in section}
+    for name, _ in stages:
+        twin = twins.get(name)
+        write_model_card(Path(logdir) / name, Path(logdir) / twin if twin else None)
+    write_summary_png(logdir, [name for name, _ in stages])
+    for name, parity in parities.items():
+        raise_if_failed(Path(logdir) / name, parity)
 
 
 def summary_table(summaries):

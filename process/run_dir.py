@@ -135,9 +135,15 @@ def export_student(model, tokenizer, target):
     except BaseException:  # a full disk or a kill signal: leave no half-written export behind
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    swap_in(tmp, target)
+
+
+def swap_in(folder, target):
+    """Replace the folder `target` by `folder` with renames only, so no reader sees a half-written one."""
+    target = Path(target)
     old = target.with_name(f".{target.name}.old")
     if target.exists():
         shutil.rmtree(old, ignore_errors=True)
         os.replace(target, old)
-    os.replace(tmp, target)
+    os.replace(folder, target)
     shutil.rmtree(old, ignore_errors=True)

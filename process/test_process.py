@@ -7,6 +7,7 @@ import torch
 from model.base import student_inputs, teacher_inputs
 from process.distributed import barrier
 from process.eval_process import evaluate, to_device
+from process.init_process import names_of
 from process.run_dir import write_json
 from efficiency.counts import MIN_CPU_SHARE, count_params, paired_latency
 from utils.logging import get_logger
@@ -54,7 +55,7 @@ def run_test(run, logdir, split="test"):
     """Evaluate `split`, write <logdir>/results.json on rank 0 and print the metrics; returns the results."""
     metrics, logits, labels = evaluate(run, split)
     results = {"config": str(run.config.path), "checkpoint": run.checkpoint, "metrics": metrics}
-    details = run.evaluator.details(logits, labels, run.datasets[split].label_list) if labels is not None else None
+    details = run.evaluator.details(logits, labels, names_of(run.datasets[split])) if labels is not None else None
     if details:  # classification: per-class precision / recall / F1 and the confusion matrix
         results.update(details)
     results.update(efficiency(run, split) if run.info.is_main else {})

@@ -88,5 +88,7 @@ def train_run(config, info, logdir, checkpoint=None, do_test=False, overwrite=Fa
         summary["test"] = run_test(run, logdir)
     if info.is_main:
         write_json(Path(logdir) / "train_summary.json", summary)
+        from deploy.model_card import write_model_card
+        write_model_card(logdir)  # DIR/student/README.md: what the student is, what it kept, how to load it
     barrier(info)
     return summary

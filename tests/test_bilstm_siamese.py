@@ -249,7 +249,7 @@ def test_pair_run_trains_exports_reloads_tests_and_predicts(tmp_path, tiny_model
     assert run_test(run, str(tmp_path / "retest"))["metrics"] == summary["test"]["metrics"]
 
     names, probs = predict(str(tmp_path / "run"), [("the good film", "a fine story"), ("bad plot", "dull acting")])
-    assert names == ["0", "1"] and probs.shape == (2, 2)
+    assert names == ["not_equivalent", "equivalent"] and probs.shape == (2, 2)  # MRPC's 0, 1 as GLUE names them
     assert torch.allclose(probs[0], exported.softmax(-1)[0], atol=1e-6)  # predict.py reads the best student
     with pytest.raises(DataError, match="has one text"):
         predict(str(tmp_path / "run"), [("only one sentence", None)])

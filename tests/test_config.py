@@ -110,7 +110,7 @@ def test_every_declared_key_is_read_by_some_code():
     """default.config is the schema: a key nothing reads would be accepted silently, so none may exist."""
     from init.config import load_schema
     code = "\n".join(p.read_text() for d in ("dataset", "formatter", "model", "evaluator", "init", "optim_scheduler",
-                                               "process", "utils") for p in (REPO / d).rglob("*.py"))
+                                               "process", "utils", "deploy") for p in (REPO / d).rglob("*.py"))
     code += (REPO / "train.py").read_text() + (REPO / "test.py").read_text()
     unread = [f"[{s}] {k}" for s, keys in load_schema().items() for k in keys
               if f'"{k}"' not in code and f"_{k.split('_')[-1]}\"" not in code and k != "base"]

@@ -9,7 +9,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("dataset", "formatter", "pretrained", "model", "efficiency", "evaluator", "init", "optim_scheduler",
-            "process", "utils", "tools", "experiments", "benchmarks")
+            "process", "utils", "tools", "experiments", "benchmarks", "deploy")
 
 
 def module_name(path):
@@ -52,6 +52,7 @@ def offenders(graph, room, forbidden):
     ("dataset", {"model", "init", "process", "formatter"}),
     ("pretrained", {"model", "formatter", "dataset", "init", "process", "efficiency"}),
     ("efficiency", {"model", "formatter", "dataset", "init", "process", "evaluator"}),
+    ("deploy", {"tools", "experiments", "benchmarks"}),
     ("utils", set(PACKAGES) - {"utils"}),
 ])
 def test_rooms_import_one_way(graph, room, forbidden):

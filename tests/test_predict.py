@@ -14,7 +14,7 @@ from utils.errors import ConfigError, DataError
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, tiny_model, tiny_data):
     tmp = tmp_path_factory.mktemp("predict")
-    text = tiny_config_text(tiny_model, tiny_data, train={"epoch": 1})  # SST-2 layout: labels "0", "1"
+    text = tiny_config_text(tiny_model, tiny_data, train={"epoch": 1})  # SST-2 layout: labels "0", "1" in the files
     return train_tiny(tmp, "cls", text)[1]
 
 
@@ -26,7 +26,7 @@ def test_probabilities_are_the_exported_students(run_dir):
     model = AutoModelForSequenceClassification.from_pretrained(run_dir / "student").eval()
     with torch.no_grad():
         expected = model(**tokenizer([a for a, _ in texts], padding=True, return_tensors="pt")).logits.softmax(-1)
-    assert names == ["0", "1"] and torch.allclose(probs, expected, atol=1e-5)
+    assert names == ["negative", "positive"] and torch.allclose(probs, expected, atol=1e-5)  # GLUE's names for 0, 1
 
 
 def test_cli_writes_one_line_per_text(run_dir, tmp_path, monkeypatch, capsys):
@@ -34,10 +34,10 @@ def test_cli_writes_one_line_per_text(run_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["predict.py", "--run", str(run_dir), "--input", str(tmp_path / "in.txt")])
     predict.main()
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "label\tp(0)\tp(1)" and len(lines) == 3
+    assert lines[0] == "label\tp(negative)\tp(positive)" and len(lines) == 3
     for line in lines[1:]:
         label, *probs = line.split("\t")
-        assert label == ("1" if float(probs[1]) > float(probs[0]) else "0")
+        assert label == ("positive" if float(probs[1]) > float(probs[0]) else "negative")
         assert sum(map(float, probs)) == pytest.approx(1.0, abs=1e-5)
 
 

