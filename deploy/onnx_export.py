@@ -44,7 +44,9 @@ def load_student(student_dir, kind):
     """The exported student as a PyTorch module in eval mode, fp32."""
     from transformers import AutoModel, AutoModelForSequenceClassification
     cls = AutoModelForSequenceClassification if kind == "classifier" else AutoModel
-    return cls.from_pretrained(str(student_dir), dtype=torch.float32).eval()
+    # Ding et al.'s recurrent students ship their model code in the folder (auto_map): the code this project wrote
+    remote = "auto_map" in json.loads((Path(student_dir) / "config.json").read_text())
+    return cls.from_pretrained(str(student_dir), dtype=torch.float32, trust_remote_code=remote).eval()
 
 
 class Deployed(nn.Module):

@@ -1,4 +1,5 @@
-"""Export a finished run's student and prove the exports still do the job: `export_run(run_dir)`.
+"""Export a finished run's student and prove the exports still do the job: `export_run(run_dir)`. Classifiers and
+sentence encoders (deploy/onnx_export.py); word-level and two-tower students are refused with one line.
 
 The student's HF folder (DIR/student) is exported to ONNX fp32, ONNX int8 and a torch int8 copy
 (deploy/onnx_export.py); each is run on the run's dev split next to the PyTorch student and compared: the largest
@@ -76,7 +77,7 @@ def selecting_metric(config, evaluator, metrics):
     return name
 
 
-def test_metrics(config, split, variants, names, evaluator):
+def test_metrics(config, split, variants, scorer, evaluator):
     """{variant: metrics} on the test split too, when it is another labelled file (not judged: so the exports sit
     beside the teacher and students, which are scored on test, in one picture and one card), else {}."""
     if split == "test" or not config.get("data", "test_file") or config.get("data", "test_file") == config.get("data", "valid_file"):
@@ -85,9 +86,41 @@ def test_metrics(config, split, variants, names, evaluator):
     if not batches or "labels" not in batches[0]:
         return {}
     labels = np.concatenate([b["labels"].numpy() for b in batches])
-    inputs = [{n: b[n] for n in names} for b in batches]
-    return {v.name: {k: round(float(x), 6) for k, x in evaluator(np.concatenate([v.run(i) for i in inputs]), labels).items()}
+    return {v.name: {k: round(float(x), 6) for k, x in evaluator(scorer.outputs(v, batches, "test")[0], labels).items()}
             for v in variants}
+
+
+class Scorer:
+    """What the run's evaluator reads, from one variant: a classifier's logits; an encoder's [source | target |
+    teacher source] embeddings, the multilingual evaluator's layout (model/parts/sentence_embedding.py), with the
+    teacher's side computed once by the run's [distill] teacher and shared by every variant."""
+
+    def __init__(self, kind, names, config):
+        self.kind, self.names, self.teacher, self.teacher_rows = kind, list(names), None, {}
+        if kind == "encoder":
+            from model.parts.sentence_embedding import load_sentence_teacher
+            self.teacher = load_sentence_teacher(config).eval()
+
+    def sides(self, batch):
+        """The tower inputs of a batch: the text (classifier), or the source and its translation (encoder)."""
+        own = [{n: batch[n] for n in self.names}]
+        return own if self.kind == "classifier" else own + [{n: batch["tgt_" + n] for n in self.names}]
+
+    def teacher_side(self, batch, key):
+        if key not in self.teacher_rows:
+            from model.base import teacher_inputs
+            with torch.inference_mode():
+                self.teacher_rows[key] = self.teacher(**teacher_inputs(batch)).float().numpy()
+        return self.teacher_rows[key]
+
+    def outputs(self, variant, batches, split):
+        """(the evaluator's input, the variant's raw outputs) over the batches, in order."""
+        rows, raw = [], []
+        for i, batch in enumerate(batches):
+            outs = [variant.run(side) for side in self.sides(batch)]
+            raw += outs
+            rows.append(np.concatenate(outs + ([self.teacher_side(batch, (split, i))] if self.teacher else []), axis=1))
+        return np.concatenate(rows), np.concatenate(raw)
 
 
 class Variant:
@@ -161,10 +194,10 @@ def export_run(run_dir, split="valid", max_metric_drop=None, threads=None):
         raise ConfigError(f"--run {run_dir}: no exported student ({student_dir}/config.json); the run ends by "
                           "writing it when [output] export_student = true")
     kind = student_kind(student_dir)
-    if kind != "classifier":
-        raise ConfigError(f"--run {run_dir}: model '{config.get('model', 'model_name')}' exports no sequence "
-                          "classifier; the ONNX export covers Hugging Face classifiers (word-level and two-tower "
-                          "students, and sentence encoders, keep their HF folder)")
+    if kind is None:
+        raise ConfigError(f"--run {run_dir}: model '{config.get('model', 'model_name')}' exports neither a sequence "
+                          "classifier nor a sentence encoder; the ONNX export covers those two (word-level and "
+                          "two-tower students keep their folder)")
     max_drop = config.get("export", "max_metric_drop") if max_metric_drop is None else max_metric_drop
     if max_drop < 0:
         raise ConfigError(f"--max_metric_drop {max_drop}: must be >= 0 (points)")
@@ -181,22 +214,24 @@ def export_run(run_dir, split="valid", max_metric_drop=None, threads=None):
     labels = np.concatenate([b["labels"].numpy() for b in batches]) if "labels" in batches[0] else None
     if labels is None:
         raise ConfigError(f"[data] {split}_file: has no labels, so the exports' metric cannot be compared")
-    inputs = [{n: b[n] for n in deployed.input_names} for b in batches]
+    scorer = Scorer(kind, deployed.input_names, config)
     evaluator = lookup(evaluator_list, config, "eval", "evaluator")(config)
 
     folder = Path(tempfile.mkdtemp(prefix=".export.", dir=run_dir))
     try:
-        export_onnx(deployed, inputs[0], folder / "model.onnx")
+        export_onnx(deployed, scorer.sides(batches[0])[0], folder / "model.onnx")
         quantize_onnx(folder / "model.onnx", folder / "model_int8.onnx")
         variants = build_variants(deployed, folder, threads)
-        outputs = {v.name: np.concatenate([v.run(x) for x in inputs]) for v in variants}
-        metrics = {name: {k: round(float(v), 6) for k, v in evaluator(out, labels).items()} for name, out in outputs.items()}
+        scored = {v.name: scorer.outputs(v, batches, split) for v in variants}
+        outputs = {name: raw for name, (_, raw) in scored.items()}
+        metrics = {name: {k: round(float(x), 6) for k, x in evaluator(scores, labels).items()}
+                   for name, (scores, _) in scored.items()}
         metric = selecting_metric(config, evaluator, metrics["pytorch"])
-        test = test_metrics(config, split, variants, deployed.input_names, evaluator)
+        test = test_metrics(config, split, variants, scorer, evaluator)
         n_single = config.get("eval", "latency_batches") or 20
-        single = [{n: b[n] for n in deployed.input_names} for b in batches_of(config, examples[:n_single], 1, split)]
-        full = [{n: b[n] for n in deployed.input_names} for b in batches_of(config, examples[:BATCH * 4], BATCH, split)
-                if len(b["index"]) == BATCH] or inputs[:1]
+        single = [scorer.sides(b)[0] for b in batches_of(config, examples[:n_single], 1, split)]
+        full = [scorer.sides(b)[0] for b in batches_of(config, examples[:BATCH * 4], BATCH, split)
+                if len(b["index"]) == BATCH] or [scorer.sides(batches[0])[0]]
         batched = [full[i % len(full)] for i in range(3 + BATCH_LATENCY_RUNS)]
         timed, shares = latencies(variants, single, batched)
         records = {}

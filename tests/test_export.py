@@ -118,3 +118,27 @@ def test_a_run_without_a_classifier_export_is_a_one_line_error(tmp_path):
     from utils.errors import ConfigError
     with pytest.raises(ConfigError, match=r"^--run .*: no config.ini \(not a run directory made by train.py\)$"):
         export_run(tmp_path)
+
+
+@pytest.mark.parametrize("model_name", ["mul_mse", "bottle_distill"])
+def test_sentence_encoder_exports_what_sentence_transformers_encodes(tmp_path, model_name):
+    """A multilingual student (plain BERT, or Ding et al.'s bottleneck student with its model code in the folder):
+    the ONNX file returns SentenceTransformer(DIR/student).encode's embedding, and parity scores every variant with
+    the run's own multilingual evaluator (teacher side computed once)."""
+    import onnxruntime as ort
+    from sentence_transformers import SentenceTransformer
+    from deploy.parity import export_run
+    from tests.test_multilingual import ml_text, write_encoder, write_parallel
+    enc, par = write_encoder(tmp_path / "enc"), write_parallel(tmp_path / "par")
+    text = ml_text(enc, par, model_name, tmp_path / "cache", train={"epoch": 1})
+    run = train_tiny(tmp_path, model_name, text)[1]
+    record = export_run(run)
+    assert record["output"] == "sentence embedding" and record["metric"] == "accuracy"
+    assert record["variants"]["onnx"]["max_abs_diff"] < 1e-4
+    assert {"accuracy", "mse"} <= set(record["variants"]["onnx_int8"]["metrics"])
+    texts = ["a small test sentence", "ein kleiner Testsatz, etwas länger als der erste"]
+    expected = SentenceTransformer(str(run / "student"), device="cpu", trust_remote_code=True).encode(texts)
+    session = ort.InferenceSession(str(run / "export" / "model.onnx"), providers=["CPUExecutionProvider"])
+    feed = {k: v for k, v in tokenized(run, texts).items() if k in {i.name for i in session.get_inputs()}}
+    got = session.run(None, {k: v.numpy() for k, v in feed.items()})[0]
+    assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-4
