@@ -146,3 +146,17 @@ def test_walkthrough_runs_verbatim(tmp_path):
         label, *probs = line.split("\t")
         assert label in labels and sum(map(float, probs)) == pytest.approx(1.0, abs=1e-5)
     assert tmp_path.resolve() in logdir.resolve().parents  # the run wrote into the copy, not the checkout
+
+    # the deployable student (a real 2-layer MiniLM): its ONNX file matches it, the int8 copies are scored, and the
+    # model card names this run's test accuracies and the parity table
+    done = subprocess.run([sys.executable, "tools/export.py", "--run", str(logdir / stages[-1]), "--max_metric_drop",
+                           "100"], cwd=repo, env=dict(env, PYTHONPATH=str(repo)), capture_output=True, text=True)  # 8 dev rows: a flip is 12.5 points
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| variant | accuracy | drop (points) | max abs diff | batch-1 ms | batch-32 ms | size MB |" in done.stdout
+    parity = json.loads((logdir / stages[-1] / "export" / "parity.json").read_text())
+    assert parity["variants"]["onnx"]["max_abs_diff"] < 1e-4 and parity["examples"] == 8
+    card = (student / "README.md").read_text()
+    for stage in stages:
+        accuracy = json.loads((logdir / stage / "results.json").read_text())["metrics"]["accuracy"]
+        assert f"| {accuracy:.4f} |" in card
+    assert "| onnx_int8 | export/model_int8.onnx |" in card and str(student) in card
