@@ -49,12 +49,12 @@ def cpu_name():
     return platform.processor() or platform.machine()
 
 
-def load_run_config(run_dir):
+def load_run_config(run_dir, overrides=()):
     from init.config import load_config
     path = Path(run_dir) / "config.ini"
     if not path.is_file():
         raise ConfigError(f"--run {run_dir}: no config.ini (not a run directory made by train.py)")
-    return load_config(path)
+    return load_config(path, overrides)
 
 
 def dev_examples(config, split):
@@ -194,6 +194,8 @@ def export_run(run_dir, split="valid", max_metric_drop=None, threads=None):
         raise ConfigError(f"--run {run_dir}: no exported student ({student_dir}/config.json); the run ends by "
                           "writing it when [output] export_student = true")
     kind = student_kind(student_dir)
+    if kind == "classifier":  # its dev batches need no teacher (a path relative to where the run started, maybe)
+        config = load_run_config(run_dir, ["distill.teacher="])
     if kind is None:
         raise ConfigError(f"--run {run_dir}: model '{config.get('model', 'model_name')}' exports neither a sequence "
                           "classifier nor a sentence encoder; the ONNX export covers those two (word-level and "

@@ -142,3 +142,14 @@ def test_sentence_encoder_exports_what_sentence_transformers_encodes(tmp_path, m
     feed = {k: v for k, v in tokenized(run, texts).items() if k in {i.name for i in session.get_inputs()}}
     got = session.run(None, {k: v.numpy() for k, v in feed.items()})[0]
     assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-4
+
+
+def test_a_distilled_classifier_exports_without_its_teacher(tmp_path, tiny_model, tiny_data):
+    """A KD run's config names its teacher (often a path relative to where it ran): the export needs only the
+    student, so a teacher moved away since does not stop it."""
+    from deploy.parity import export_run
+    shutil.copytree(tiny_model, tmp_path / "teacher")
+    text = tiny_config_text(tiny_model, tiny_data, "kd", train={"epoch": 1}, distill={"teacher": str(tmp_path / "teacher")})
+    run = train_tiny(tmp_path, "kd", text)[1]
+    shutil.rmtree(tmp_path / "teacher")
+    assert export_run(run, max_metric_drop=100)["variants"]["onnx"]["max_abs_diff"] < 1e-4
