@@ -20,7 +20,7 @@ import torch
 
 from deploy.onnx_export import (Deployed, export_onnx, input_names, load_student, normalises, onnx_session,
                                 quantize_onnx, quantize_torch, student_kind)
-from efficiency.counts import paired_latency
+from efficiency.counts import MIN_CPU_SHARE, paired_latency
 from process.run_dir import swap_in
 from utils.errors import ConfigError, KDWorkerError
 
@@ -250,6 +250,7 @@ def export_run(run_dir, split="valid", max_metric_drop=None, threads=None):
                   "metric_mode": config.get("train", "metric_mode"), "max_metric_drop": max_drop,
                   "output": "logits" if kind == "classifier" else "sentence embedding", "inputs": list(deployed.input_names),
                   "threads": threads, "cpu": cpu_name(), "latency_cpu_share": shares,
+                  "latency_reliable": min(shares.values()) >= MIN_CPU_SHARE,
                   "onnxruntime": __import__("onnxruntime").__version__, "torch": torch.__version__,
                   "variants": records}
         (folder / "parity.json").write_text(json.dumps(parity, indent=2) + "\n")
@@ -277,6 +278,9 @@ def parity_table(parity):
         rows.append(f"| {name} | {r['metric']:.4f} | {r.get('drop_points', 0.0):.2f} | {r['max_abs_diff']:.2e} | "
                     f"{lat('batch_1')} | {lat(f'batch_{BATCH}')} | {r['size_mb']:.1f} |")
     verdict = "passed" if parity["passed"] else f"FAILED: {parity['reason']}"
+    if not parity.get("latency_reliable", True):
+        verdict += (f"; latencies timed with {min(parity['latency_cpu_share'].values()):.0%} of the cores (other jobs "
+                    "running?): not reliable, measure again on an idle machine")
     rows.append(f"\n{parity['split']} split, {parity['examples']} examples; latency median ± IQR, {parity['threads']} "
                 f"threads, {parity['cpu']}; parity {verdict}")
     return "\n".join(rows)

@@ -153,3 +153,12 @@ def test_a_distilled_classifier_exports_without_its_teacher(tmp_path, tiny_model
     run = train_tiny(tmp_path, "kd", text)[1]
     shutil.rmtree(tmp_path / "teacher")
     assert export_run(run, max_metric_drop=100)["variants"]["onnx"]["max_abs_diff"] < 1e-4
+
+
+def test_the_table_warns_when_latency_was_timed_on_a_busy_machine(exported):
+    """A timing that got under half of its cores is said to be unreliable in the printed table."""
+    from deploy.parity import parity_table
+    busy = dict(exported, latency_cpu_share={"batch_1": 0.93, "batch_32": 0.41}, latency_reliable=False)
+    assert parity_table(busy).endswith("latencies timed with 41% of the cores (other jobs running?): not reliable, "
+                                       "measure again on an idle machine")
+    assert "not reliable" not in parity_table(dict(exported, latency_reliable=True))
