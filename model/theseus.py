@@ -24,6 +24,7 @@ import contextlib
 import torch
 
 from model.base import DistillModel, student_inputs
+from model.parts import layer_stack
 from model.parts.features import encoder_layers
 from model.parts.student import cut_layers, num_layers_of
 from pretrained.loading import load_classifier, resolve_model_path
@@ -51,9 +52,9 @@ class Theseus(DistillModel):
         labels = config.get("model", "num_labels")
         if teacher.config.num_labels != labels:
             raise ConfigError(f"[distill] teacher: {path} has {teacher.config.num_labels} labels, the data has {labels}")
-        if not (hasattr(teacher, "bert") and hasattr(teacher, "classifier")):
-            raise ConfigError(f"[distill] teacher: theseus runs BERT layers one by one and needs a BERT-family "
-                              f"classifier (.bert, .classifier); {path} is a {type(teacher).__name__}")
+        if not layer_stack.supported(teacher):
+            raise ConfigError(f"[distill] teacher: theseus runs the teacher's layers one by one, which it can for "
+                              f"{' and '.join(layer_stack.CLASSIFIERS)}; {path} is a {type(teacher).__name__}")
         self.set_teacher(teacher)
         n, ratio = num_layers_of(teacher), config.get("theseus", "compress_ratio")
         if n % ratio:
@@ -107,9 +108,10 @@ class Theseus(DistillModel):
 
     def hybrid_logits(self, inputs, replace):
         """Logits of the hybrid: successor embeddings, then per module i successor layer i (replace[i])
-        or predecessor block i, then the successor's pooler and classifier."""
+        or predecessor block i, then the successor's head (BERT: pooler and classifier; MPNet: its classification
+        head). Each model's layers get its own extras (MPNet: the relative position bias of its own table)."""
         student = self.student
-        hidden = student.bert.embeddings(input_ids=inputs["input_ids"], token_type_ids=inputs.get("token_type_ids"))
+        hidden = layer_stack.embed(student, inputs)
         mask = inputs.get("attention_mask")
         masks = {}
 
@@ -119,14 +121,15 @@ class Theseus(DistillModel):
                 masks[key] = extended_mask(model.config, hidden, mask)
             return masks[key]
 
+        extras = {id(m): layer_stack.layer_kwargs(m, hidden) for m in (student, self.teacher)}
         successor, predecessor = encoder_layers(student), encoder_layers(self.teacher)
         for i, use_successor in enumerate(replace):
             if use_successor:
-                hidden = successor[i](hidden, mask_for(student))
+                hidden = layer_stack.run_layer(successor[i], hidden, mask_for(student), extras[id(student)])
             else:
                 for layer in predecessor[i * self.ratio:(i + 1) * self.ratio]:
-                    hidden = layer(hidden, mask_for(self.teacher))
-        return student.classifier(student.dropout(student.bert.pooler(hidden)))
+                    hidden = layer_stack.run_layer(layer, hidden, mask_for(self.teacher), extras[id(self.teacher)])
+        return layer_stack.head(student, hidden)
 
     def forward(self, batch):
         inputs = student_inputs(batch)

@@ -11,7 +11,8 @@
 Transformer-layer loss (general and intermediate), summed over the mapped layers as in the paper
 (lambda_m = 1): embedding_weight * MSE(E_s W_e, E_t) + hidden_weight * sum_m MSE(H_s^m W_h, H_t^g(m))
 + attention_weight * sum_m MSE(A_s^m, A_t^g(m)). A are the unnormalised (pre-softmax) attention
-scores q k^T / sqrt(d), compared head by head, so the head counts must match. Padded positions are
+scores q k^T / sqrt(d) (plus the relative position bias an MPNet layer adds: the scores each model really
+softmaxes), compared head by head, so the head counts must match. Padded positions are
 left out of both MSEs (the released code instead zeroes the masked scores and averages over them).
 g is the uniform map m -> m*N/M (model/parts/layer_map.py) or [tinybert] teacher_layers. The general stage
 uses the same map and losses as the intermediate one: the released general_distill.py matches every
@@ -27,7 +28,7 @@ import torch
 from torch import nn
 
 from model.base import DistillModel, student_inputs, teacher_inputs
-from model.parts.features import attention_scores, capture_qkv
+from model.parts.features import capture_qkv, layer_scores
 from pretrained.loading import load_encoder, load_tokenizer, resolve_model_path
 from model.kd import KD
 from model.parts.layer_map import tinybert_layer_map
@@ -109,7 +110,7 @@ class TinyBERT(KD):
         """Teacher hidden states and attention scores of `layers`, under inference_mode, cloned for autograd."""
         with torch.inference_mode(), capture_qkv(self.teacher, layers, QK, "[tinybert] teacher_layers") as store:
             out = self.teacher(**teacher_inputs(batch), output_hidden_states=True)
-            scores = [attention_scores(store[(t, "query")], store[(t, "key")], self.num_heads) for t in layers]
+            scores = [layer_scores(store, t, self.num_heads) for t in layers]
         return [h.clone() for h in out.hidden_states], [s.clone() for s in scores]
 
     def transformer_distill(self, batch):
@@ -120,8 +121,7 @@ class TinyBERT(KD):
         student = self.student_model()
         with capture_qkv(student, list(range(len(self.layer_map))) if use_att else [], QK, "[student] num_layers") as store:
             out_s = self.student(**student_inputs(batch), output_hidden_states=True)
-            s_scores = [attention_scores(store[(s, "query")], store[(s, "key")], self.num_heads)
-                        for s in range(len(self.layer_map))] if use_att else []
+            s_scores = [layer_scores(store, s, self.num_heads) for s in range(len(self.layer_map))] if use_att else []
         t_hidden, t_scores = self.run_teacher_features(batch, self.layer_map if use_att else [])
         s_hidden = out_s.hidden_states
         out = {}

