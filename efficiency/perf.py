@@ -159,7 +159,9 @@ def efficiency_report(student, teacher, mean_length, examples_per_s, flops_facto
         measured = step[0] / step[1]
         per_example = round(per_example * measured / at_step) if at_step else round(measured)
         report["flops_measured_vs_formula"] = round(measured / at_step, 4) if at_step else None
-    report["cls_only_last_layer"] = bool(cls_only)
+    from efficiency.cls_only import supports_cls_only
+    ran = [student] + ([teacher] if teacher_in_step and teacher is not None else [])
+    report["cls_only_last_layer"] = bool(cls_only) and any(supports_cls_only(m) for m in ran)  # MPNet: never
     report["flops_per_example"] = per_example
     peak = matmul_peak(str(device), dtype)
     report["peak_matmul_flops_per_s"] = round(peak.per_s)

@@ -14,6 +14,8 @@ class MLMEvaluator:
     """(N, 3) per-example statistics -> {"mlm_accuracy", "mlm_loss", "mlm_perplexity", "masked_tokens"}."""
 
     main_metric = "mlm_accuracy"
+    # names the lm evaluator (evaluator/lm.py) changes: metric prefix, count key, what it reads and from which models
+    prefix, count_name, statistics, models = "mlm", "masked_tokens", "masked-LM", "the mlm_head or distilbert model"
 
     def __init__(self, config=None):
         self.config = config
@@ -25,11 +27,12 @@ class MLMEvaluator:
     def __call__(self, logits, labels):
         stats = np.asarray(logits, dtype=np.float64)
         if stats.ndim != 2 or stats.shape[1] != 3:
-            raise ValueError(f"the mlm evaluator reads (N, 3) masked-LM statistics, got shape {stats.shape}; "
-                             "use it with the mlm_head or distilbert model")
+            raise ValueError(f"the {self.prefix} evaluator reads (N, 3) {self.statistics} statistics, got shape "
+                             f"{stats.shape}; use it with {self.models}")
         ce, correct, count = stats.sum(0)
         if count == 0:
             raise ValueError(EMPTY_MSG)
         loss = ce / count
-        return {"mlm_accuracy": float(correct / count), "mlm_loss": float(loss),
-                "mlm_perplexity": float(math.exp(min(loss, 50.0))), "masked_tokens": int(count)}
+        p = self.prefix
+        return {f"{p}_accuracy": float(correct / count), f"{p}_loss": float(loss),
+                f"{p}_perplexity": float(math.exp(min(loss, 50.0))), self.count_name: int(count)}

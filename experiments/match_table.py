@@ -2,12 +2,19 @@
 task, from the run directories the pipelines write (config/match/<TASK>/pipeline.config).
 
   python experiments/match_table.py runs/match/RTE runs/match/QQP runs/match/BoolQ
+  python experiments/match_table.py --seeds runs/match_cpu/RTE runs/match_cpu/RTE_s43 runs/match_cpu/RTE_s44
+
+--seeds groups the roots by task (a root named TASK_sN is seed N of TASK) and gives each model's test accuracy as
+mean +- sample std over the seeds found, with VIRT's gain over its no-teacher late-fusion twin seed by seed.
 
 Each <root>/<stage>/results.json (written by --do_test / test.py) gives the test metrics, the online FLOPs per
 query (two-tower models: given the cached document; the cross-encoder: everything) and the measured batch-1
 CPU latency of that online part. Missing runs are shown as missing, not skipped."""
 import argparse
 import json
+import re
+import statistics
+from collections import defaultdict
 from pathlib import Path
 
 ROWS = [("teacher", "cross-encoder teacher (bert_bipartition)"), ("siamese", "plain two-tower (siamese)"),
@@ -56,10 +63,45 @@ def table(roots):
     return "\n".join(lines + [""] + gaps)
 
 
+def task_of(root):
+    """RTE_s43 -> RTE: the seed roots of one task share its name."""
+    return re.sub(r"_s\d+$", "", Path(root).name)
+
+
+def mean_std(values):
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.2f} ± {std:.2f}"
+
+
+def seed_table(roots):
+    """Per task and model: accuracy mean +- std over the seed roots that have it; VIRT vs its twin per seed."""
+    groups = defaultdict(list)
+    for root in roots:
+        groups[task_of(root)].append(root)
+    lines = ["| task | model | seeds | test accuracy %, mean ± std | per seed |", "|---|---|---|---|---|"]
+    gaps = []
+    for task, members in groups.items():
+        found = {stage: [load(root, stage) for root in members] for stage, _ in ROWS}
+        for stage, label in ROWS:
+            scores = [100 * r["metrics"]["accuracy"] for r in found[stage] if r is not None]
+            if scores:
+                per_seed = ", ".join(f"{x:.2f}" for x in scores)
+                lines.append(f"| {task} | {label} | {len(scores)} | {mean_std(scores)} | {per_seed} |")
+        pairs = [(v, t) for v, t in zip(found["virt"], found["late_fusion"]) if v is not None and t is not None]
+        if pairs:
+            diffs = [metric_gap(v, t, "accuracy") for v, t in pairs]
+            ahead = sum(d > 0 for d in diffs)
+            gaps.append(f"- {task}: VIRT - late-fusion twin = {statistics.mean(diffs):+.2f} points "
+                        f"({ahead}/{len(diffs)} seeds ahead; per seed {', '.join(f'{d:+.2f}' for d in diffs)})")
+    return "\n".join(lines + [""] + gaps)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("roots", nargs="+", help="pipeline run directories, e.g. runs/match/RTE")
-    print(table(parser.parse_args().roots))
+    parser.add_argument("--seeds", action="store_true", help="mean +- std over roots named TASK, TASK_sN, ...")
+    args = parser.parse_args()
+    print(seed_table(args.roots) if args.seeds else table(args.roots))
 
 
 if __name__ == "__main__":

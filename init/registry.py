@@ -4,17 +4,21 @@ from dataset.jsonl import JsonlDataset
 from dataset.jsonl_split import JsonlSplitDataset
 from dataset.parallel import ParallelDataset
 from dataset.text_lines import TextLinesDataset
+from dataset.wikitext import WikiTextDataset
 from evaluator.acc_f1 import AccF1Evaluator
 from evaluator.accuracy import AccuracyEvaluator
 from evaluator.correlation import CorrelationEvaluator
 from evaluator.glue import GlueEvaluator
+from evaluator.lm import LMEvaluator
 from evaluator.mcc import MCCEvaluator
 from evaluator.mlm import MLMEvaluator
 from evaluator.multilingual import MultilingualEvaluator
 from formatter.bipartition import BipartitionFormatter
 from formatter.hf_tokenizer import HFTokenizerFormatter
+from formatter.ltd import LtdFormatter
 from formatter.mlm import MLMFormatter
 from formatter.parallel import ParallelFormatter
+from formatter.word_lm import WordLMFormatter
 from formatter.word_vocab import WordVocabFormatter
 from init.config import closest
 from model.bert_bipartition import BertBipartition
@@ -23,8 +27,11 @@ from model.bottle_distill import BottleDistill
 from model.dc_bert import DCBert
 from model.distilbert import DistilBERT
 from model.distilled_bilstm import BiLSTMCls, DistilledBiLSTM
+from model.elmo_bilstm import ElmoBiLSTM, ElmoBiLSTMCls
+from model.elmo_lm import ElmoLM
 from model.kd import KD
 from model.kd_hidden import KDHidden
+from model.ltd import LTD, LTDEmbedding
 from model.minilmv2 import MiniLMv2
 from model.mlm_head import MLMHead
 from model.mul_mse import MulMSE
@@ -44,14 +51,17 @@ dataset_list = {
     "jsonl_split": JsonlSplitDataset,  # text matching: one JSONL file per split
     "parallel": ParallelDataset,  # parallel sentences and STS pairs (multilingual)
     "text_lines": TextLinesDataset,  # unlabeled text (general distillation)
+    "wikitext": WikiTextDataset,  # WikiText token files as sentences (language-model stages)
 }
 
 formatter_list = {
     "hf_tokenizer": HFTokenizerFormatter,
     "word_vocab": WordVocabFormatter,
+    "word_lm": WordLMFormatter,  # word-level language-model batches (elmo_lm)
     "mlm": MLMFormatter,
     "parallel": ParallelFormatter,
     "bipartition": BipartitionFormatter,
+    "ltd": LtdFormatter,  # segmented words and their IDF (ltd, ltd_embedding)
 }
 
 model_list = {
@@ -63,13 +73,17 @@ model_list = {
     "kd": KD,
     "kd_hidden": KDHidden,  # KD plus hidden-state MSE: the benchmark's job (docs/PERFORMANCE.md)
     "distilled_bilstm": DistilledBiLSTM,
+    "elmo_bilstm": ElmoBiLSTM,  # an ELMo student (the biLM of elmo_lm) distilled as Tang et al.
+    "elmo_bilstm_cls": ElmoBiLSTMCls,  # its no-teacher twin
     "pkd": PKD,
     "theseus": Theseus,
     "tinybert": TinyBERT,
+    "ltd": LTD,  # IDF-weighted word vectors (the XiaoIce framework's LTD) learning a classifier's logits
     # general distillation on unlabeled text
     "mlm_head": MLMHead,
     "distilbert": DistilBERT,
     "minilmv2": MiniLMv2,
+    "elmo_lm": ElmoLM,  # ELMo's biLM pretraining, for elmo_bilstm
     # text matching
     "virt": VIRT,
     "dc_bert": DCBert,
@@ -83,6 +97,7 @@ model_list = {
     "rec_bottle_mse": RecBottleMSE,
     "rec_bottle_bool": RecBottleBool,
     "rec_bottle_ce": RecBottleCE,
+    "ltd_embedding": LTDEmbedding,  # the same student regressing a sentence encoder's embeddings
 }
 
 evaluator_list = {
@@ -92,6 +107,7 @@ evaluator_list = {
     "mcc": MCCEvaluator,
     "correlation": CorrelationEvaluator,
     "mlm": MLMEvaluator,
+    "lm": LMEvaluator,
     "multilingual": MultilingualEvaluator,
 }
 

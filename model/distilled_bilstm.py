@@ -17,16 +17,12 @@ from model.base import DistillModel
 from model.bert_cls import BertCls
 from model.parts.bilstm import build_bilstm
 from model.kd import KD
-from utils.errors import ConfigError
+from model.parts.word_ids import require_vocab
 
 
 def _check_vocab(config, word_vocab):
     """The run's word vocabulary, which only the word_vocab formatter makes (init/word_vocab.py builds it once)."""
-    if config.get("data", "formatter_type") != "word_vocab" or word_vocab is None:
-        raise ConfigError(f"{config.source('data', 'formatter_type')}: [data] formatter_type = "
-                          f"{config.get('data', 'formatter_type')}: model '{config.get('model', 'model_name')}' reads "
-                          "word ids; set word_vocab")
-    return word_vocab
+    return require_vocab(config, word_vocab)
 
 
 class DistilledBiLSTM(KD):

@@ -291,3 +291,17 @@ def test_the_cls_only_last_layer_leaves_an_mpnet_classifier_unchanged(classifier
         full = model(**batch).logits
         with cls_only_last_layer(model):
             assert torch.equal(model(**batch).logits, full)
+
+
+def test_efficiency_report_says_cls_only_only_where_it_ran(classifier, tmp_path):
+    """MPNet's last layer is not BERT-shaped, so cls_only leaves it whole: the report must not claim otherwise,
+    while a BERT classifier under the same setting does run it for [CLS] only."""
+    from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
+    from efficiency.perf import efficiency_report
+    mpnet = AutoModelForSequenceClassification.from_pretrained(classifier)
+    bert = BertForSequenceClassification(BertConfig(vocab_size=30, hidden_size=32, num_hidden_layers=2,
+                                                    num_attention_heads=2, intermediate_size=64))
+    kwargs = dict(mean_length=8, examples_per_s=10.0, flops_factor=1, teacher_in_step=False, cls_only=True)
+    assert efficiency_report(mpnet, None, **kwargs)["cls_only_last_layer"] is False
+    assert efficiency_report(bert, None, **kwargs)["cls_only_last_layer"] is True
+    assert efficiency_report(bert, None, **{**kwargs, "cls_only": False})["cls_only_last_layer"] is False

@@ -23,3 +23,16 @@ def test_match_table_reads_results(tmp_path):
             {"metrics": {"accuracy": acc, "f1": f1}, "flops": {"online": 1e9, "offline": 1e9}, "params": 10}))
     text = table([str(tmp_path / "QQP")])
     assert "- QQP: VIRT - plain two-tower = -1.58 accuracy points (F1 +2.70)" in text
+
+
+def test_seed_table_groups_roots_by_task(tmp_path):
+    from experiments.match_table import seed_table
+    for root, virt, twin in (("RTE", 0.58, 0.56), ("RTE_s43", 0.55, 0.57), ("RTE_s44", 0.60, 0.56)):
+        for stage, acc in (("virt", virt), ("late_fusion", twin)):
+            (tmp_path / root / stage).mkdir(parents=True)
+            (tmp_path / root / stage / "results.json").write_text(json.dumps({"metrics": {"accuracy": acc}}))
+    text = seed_table([str(tmp_path / r) for r in ("RTE", "RTE_s43", "RTE_s44")])
+    # mean 57.67, sample std of (58, 55, 60) = sqrt(((0.33)^2 + (2.67)^2 + (2.33)^2) / 2) = 2.52
+    assert "| RTE | VIRT (late fusion + virtual attention KD) | 3 | 57.67 ± 2.52 | 58.00, 55.00, 60.00 |" in text
+    assert "| RTE | DC-BERT |" not in text
+    assert "- RTE: VIRT - late-fusion twin = +1.33 points (2/3 seeds ahead; per seed +2.00, -2.00, +4.00)" in text

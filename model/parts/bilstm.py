@@ -25,9 +25,7 @@ twin `bilstm` start from identical weights whatever else (loading a teacher) use
 Exported as config.json + model.safetensors; load with `BiLSTMClassifier.from_pretrained(dir)` and the
 vocabulary with `formatter.word_vocab.WordVocab.from_pretrained(dir)` (not an HF AutoModel).
 """
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Optional
 
@@ -36,9 +34,10 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from model.parts.plain_export import load_plain, save_plain
 from utils.errors import ConfigError
 
-CONFIG_FILE, WEIGHTS_FILE, MODEL_TYPE = "config.json", "model.safetensors", "kdw_bilstm"
+MODEL_TYPE = "kdw_bilstm"
 
 
 @dataclass
@@ -49,6 +48,8 @@ class BiLSTMOutput:
 
 class BiLSTMClassifier(nn.Module):
     """Tang et al.'s BiLSTM (pair=False) or its siamese counterpart for sentence pairs (pair=True)."""
+
+    model_type = MODEL_TYPE  # config.json's tag (the ELMo student, model/parts/elmo_student.py, has its own)
 
     def __init__(self, vocab_size, num_labels, embedding_size=300, hidden_size=150, fc_size=200, dropout=0.1, pad_id=0,
                  pair=False):
@@ -65,9 +66,14 @@ class BiLSTMClassifier(nn.Module):
     def get_input_embeddings(self):
         return self.embedding
 
+    def inputs(self, word_ids, word_lengths):
+        """(B, L, E) vectors the BiLSTM reads for padded id rows: the word vectors (the ELMo student adds its biLM's mix)."""
+        return self.embedding(word_ids)
+
     def encode(self, word_ids, word_lengths):
         """(B, 2H) sentence vectors [last forward state; last backward state] of padded id rows (Figure 1 (c, d))."""
-        packed = pack_padded_sequence(self.embedding(word_ids), word_lengths.cpu(), batch_first=True, enforce_sorted=False)
+        packed = pack_padded_sequence(self.inputs(word_ids, word_lengths), word_lengths.cpu(), batch_first=True,
+                                      enforce_sorted=False)
         self.lstm.flatten_parameters()
         _, (h_n, _) = self.lstm(packed)  # (2, B, H): the last forward step and the last backward step
         return torch.cat([h_n[0], h_n[1]], dim=-1)
@@ -95,22 +101,11 @@ class BiLSTMClassifier(nn.Module):
         return BiLSTMOutput(logits=self.out(self.dropout(torch.relu(self.fc(self.dropout(features))))))
 
     def save_pretrained(self, directory):
-        from safetensors.torch import save_file
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        meta = {"model_type": MODEL_TYPE, "architectures": [type(self).__name__], **vars(self.config)}
-        (Path(directory) / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}, str(Path(directory) / WEIGHTS_FILE))
+        save_plain(self, directory, self.model_type, vars(self.config))
 
     @classmethod
     def from_pretrained(cls, directory):
-        from safetensors.torch import load_file
-        meta = json.loads((Path(directory) / CONFIG_FILE).read_text())
-        if meta.pop("model_type", None) != MODEL_TYPE:
-            raise ValueError(f"{directory}: not a {MODEL_TYPE} export")
-        meta.pop("architectures", None)
-        model = cls(**meta)
-        model.load_state_dict(load_file(str(Path(directory) / WEIGHTS_FILE)))
-        return model.eval()
+        return load_plain(cls, directory, cls.model_type)
 
 
 @torch.no_grad()

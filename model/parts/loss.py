@@ -178,3 +178,13 @@ def virtual_attention_loss(student_maps, teacher_maps):
     for (s_xy, s_yx), (t_xy, t_yx) in zip(student_maps, teacher_maps):
         total = total + F.mse_loss(s_xy.float(), t_xy.float()) + F.mse_loss(s_yx.float(), t_yx.float())
     return total / len(student_maps)
+
+
+# --- language models: ELMo's biLM (Peters et al. 2018; model/elmo_lm.py) ---
+def bilm_nll_losses(forward_logits, backward_logits, forward_targets, backward_targets):
+    """ELMo's biLM objective (Peters et al. 2018, eq. 1) as its two negative log-likelihoods: the forward LM's
+    next-word NLL and the backward LM's previous-word NLL, each the mean of -log softmax(logits)[target] over the real
+    positions. Logits (N, V) are those of the real positions only (padding never enters), targets (N,) word ids; the
+    loss the biLM minimises is their sum."""
+    return (F.cross_entropy(forward_logits.float(), forward_targets),
+            F.cross_entropy(backward_logits.float(), backward_targets))
