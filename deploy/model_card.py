@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 SKIPPED = ("examples", "loss")
+OWN_FORMAT = "kdw_"  # model_type prefix of the students saved by model/parts/plain_export.py
 
 
 def read_json(path):
@@ -84,6 +85,8 @@ def _parity(run_dir):
 def _how_to_load(run_dir, student, hf):
     """Commands with the real path: transformers, then the pipeline, sentence-transformers, onnxruntime if they fit."""
     path = json.dumps(str(student))
+    if str(hf.get("model_type", "")).startswith(OWN_FORMAT):  # a word-level student transformers cannot load
+        return _how_to_load_own(run_dir, student, path)
     classifier = any(a.endswith("ForSequenceClassification") for a in hf.get("architectures") or [])
     auto = "AutoModelForSequenceClassification" if classifier else "AutoModel"
     code = [f"from transformers import AutoTokenizer, {auto}", f"tokenizer = AutoTokenizer.from_pretrained({path})",
@@ -100,6 +103,19 @@ def _how_to_load(run_dir, student, hf):
                  'inputs = tokenizer(["what a lovely film"], return_tensors="np")',
                  "output, = session.run(None, {i.name: inputs[i.name] for i in session.get_inputs()})"]
     return ["## How to load", "", "```python", *code, "```", ""]
+
+
+def _how_to_load_own(run_dir, student, path):
+    """Word-level students (BiLSTM, ELMo, LTD) are our own format: predict.py labels text with them; an LTD student
+    over the teacher's pieces is also a plain sentence-transformers model."""
+    lines = ["## How to load", "", "A word-level student in this project's format (config.json + model.safetensors + "
+             "vocab.json); label new text with it from the repository:", "", "```bash",
+             f"python predict.py --run {json.dumps(str(Path(run_dir)))} --input texts.txt", "```", ""]
+    if (student / "modules.json").is_file():
+        lines += ["Its sentence embedding loads without this project's code:", "", "```python",
+                  "from sentence_transformers import SentenceTransformer", f"encoder = SentenceTransformer({path})",
+                  'embeddings = encoder.encode(["what a lovely film"])', "```", ""]
+    return lines
 
 
 def atomic_write(path, data):

@@ -196,3 +196,15 @@ def test_every_distillation_method_names_its_paper():
     ding = {n: model_list[n].paper for n in model_list if n == "bottle_distill" or n.startswith("rec_")}
     assert len(ding) == 8 and {p.split(",")[0] for p in ding.values()} == {"Ding et al. 2022"}
     assert model_list["tinybert"].paper.startswith("Jiao et al. 2020, TinyBERT")
+
+
+def test_load_commands_for_a_word_level_student(tmp_path):
+    """A BiLSTM / ELMo / LTD student is our own format: the card gives predict.py, not a transformers loader it would
+    fail with; an LTD student with a sentence-transformers view also gives that."""
+    run = make_run(tmp_path / "ltd", "ltd", {"accuracy": 0.81}, 0.3, 337154, teacher="teacher/student",
+                   teacher_params=22713986, student={"architectures": ["LtdStudent"], "model_type": "kdw_ltd"})
+    card = write_model_card(run).read_text()
+    assert f"python predict.py --run {json.dumps(str(run))} --input texts.txt" in card
+    assert "AutoModel" not in card and "AutoTokenizer" not in card and "SentenceTransformer" not in card
+    (run / "student" / "modules.json").write_text("[]")
+    assert f"SentenceTransformer({json.dumps(str(run / 'student'))})" in write_model_card(run).read_text()
