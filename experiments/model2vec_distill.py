@@ -10,6 +10,7 @@ Model2Vec 0.10's distill extra pins transformers < 5.4, older than ours, so it r
 The folder it writes loads with plain `model2vec` (no extra) in the project's venv, where it is evaluated beside our
 students. Its defaults are kept (SIF weighting 1e-4, mean pooling, float16 storage); only pca_dims varies."""
 import argparse
+import os
 import shutil
 import tempfile
 import time
@@ -36,6 +37,9 @@ def main():
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         model.save_pretrained(str(tmp))
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp's 0o700 would keep the folder from other users
         tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
