@@ -69,8 +69,9 @@ def task_of(root):
 
 
 def mean_std(values):
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.2f} ± {std:.2f}"
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
 def seed_table(roots):
@@ -83,7 +84,8 @@ def seed_table(roots):
     for task, members in groups.items():
         found = {stage: [load(root, stage) for root in members] for stage, _ in ROWS}
         for stage, label in ROWS:
-            scores = [100 * r["metrics"]["accuracy"] for r in found[stage] if r is not None]
+            runs = {(Path(root) / stage).resolve(): r for root, r in zip(members, found[stage]) if r is not None}
+            scores = [100 * r["metrics"]["accuracy"] for r in runs.values()]  # a run linked into seed roots counts once
             if scores:
                 per_seed = ", ".join(f"{x:.2f}" for x in scores)
                 lines.append(f"| {task} | {label} | {len(scores)} | {mean_std(scores)} | {per_seed} |")

@@ -31,7 +31,12 @@ def test_seed_table_groups_roots_by_task(tmp_path):
         for stage, acc in (("virt", virt), ("late_fusion", twin)):
             (tmp_path / root / stage).mkdir(parents=True)
             (tmp_path / root / stage / "results.json").write_text(json.dumps({"metrics": {"accuracy": acc}}))
+    (tmp_path / "RTE" / "teacher").mkdir()
+    (tmp_path / "RTE" / "teacher" / "results.json").write_text(json.dumps({"metrics": {"accuracy": 0.5776}}))
+    for root in ("RTE_s43", "RTE_s44"):  # the seed roots link the one teacher
+        (tmp_path / root / "teacher").symlink_to(tmp_path / "RTE" / "teacher")
     text = seed_table([str(tmp_path / r) for r in ("RTE", "RTE_s43", "RTE_s44")])
+    assert "| RTE | cross-encoder teacher (bert_bipartition) | 1 | 57.76 | 57.76 |" in text
     # mean 57.67, sample std of (58, 55, 60) = sqrt(((0.33)^2 + (2.67)^2 + (2.33)^2) / 2) = 2.52
     assert "| RTE | VIRT (late fusion + virtual attention KD) | 3 | 57.67 ± 2.52 | 58.00, 55.00, 60.00 |" in text
     assert "| RTE | DC-BERT |" not in text
