@@ -118,7 +118,7 @@ def load_torch_int8(student_dir, state_path):
     model = quantize_torch(load_student(student_dir, kind))
     with warnings.catch_warnings():  # packed int8 weights still load through TypedStorage
         warnings.simplefilter("ignore")
-        model.load_state_dict(torch.load(str(state_path), weights_only=False))
+        model.load_state_dict(torch.load(str(state_path), weights_only=True))
     return model
 
 
