@@ -25,6 +25,7 @@ import struct
 import tempfile
 from pathlib import Path
 
+from pretrained.sentence_check import sentence_check
 from utils.errors import CheckpointError, ConfigError
 from utils.paths import REPO_ROOT, swap_in
 
@@ -272,9 +273,7 @@ def measure(model_dir):
     """What the checks compare: the parameters of BertModel without pooler (and any weight the folder lacks or has
     in excess), the ids of CHECK_QUERY, and the cosine of the CHECK_QUERY/CHECK_PAIR embeddings of the folder's
     own SentenceTransformer pipeline (mean pooling, normalised)."""
-    import torch
     import transformers
-    from sentence_transformers import SentenceTransformer
     transformers.logging.set_verbosity_error()  # SentenceTransformer's AutoModel adds an unused, unsaved pooler
     transformers.utils.logging.disable_progress_bar()
     model, info = transformers.BertModel.from_pretrained(str(model_dir), add_pooling_layer=False,
@@ -282,11 +281,8 @@ def measure(model_dir):
     parameters = sum(p.numel() for p in model.parameters())
     odd = sorted(info["missing_keys"]) + sorted(info["unexpected_keys"])
     del model
-    ids = transformers.AutoTokenizer.from_pretrained(str(model_dir))(CHECK_QUERY)["input_ids"]
-    st = SentenceTransformer(str(model_dir), device="cpu")
-    with torch.inference_mode():
-        a, b = st.encode([CHECK_QUERY, CHECK_PAIR], convert_to_tensor=True)
-    return {"parameters": parameters, "odd_keys": odd, "ids": list(ids), "cosine": float(a @ b)}
+    ids, a, b = sentence_check(model_dir, CHECK_QUERY, CHECK_PAIR)
+    return {"parameters": parameters, "odd_keys": odd, "ids": ids, "cosine": float(a @ b)}
 
 
 def verify(model_dir):

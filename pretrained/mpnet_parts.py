@@ -21,6 +21,7 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
+from pretrained.sentence_check import sentence_check
 from utils.errors import CheckpointError, ConfigError
 from utils.paths import REPO_ROOT, swap_in
 
@@ -191,20 +192,15 @@ def install(parts, out_dir=None, expected_sha256=EXPECTED_SHA256, check=None):
 def measure(model_dir):
     """What the checks compare: AutoModel's parameters (and any weight the folder lacks or has in excess), the ids
     of CHECK_QUERY, and the cosine and widths of the folder's own SentenceTransformer embeddings of the pair."""
-    import torch
     import transformers
-    from sentence_transformers import SentenceTransformer
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     model, info = transformers.AutoModel.from_pretrained(str(model_dir), output_loading_info=True)
     parameters, family = sum(p.numel() for p in model.parameters()), type(model).__name__
     odd = sorted(info["missing_keys"]) + sorted(info["unexpected_keys"])
     del model
-    ids = transformers.AutoTokenizer.from_pretrained(str(model_dir))(CHECK_QUERY)["input_ids"]
-    st = SentenceTransformer(str(model_dir), device="cpu")
-    with torch.inference_mode():
-        a, b = st.encode([CHECK_QUERY, CHECK_PAIR], convert_to_tensor=True)
-    return {"family": family, "parameters": parameters, "odd_keys": odd, "ids": list(ids), "width": len(a),
+    ids, a, b = sentence_check(model_dir, CHECK_QUERY, CHECK_PAIR)
+    return {"family": family, "parameters": parameters, "odd_keys": odd, "ids": ids, "width": len(a),
             "norms": (float(a.norm()), float(b.norm())), "cosine": float(a @ b)}
 
 
