@@ -9,6 +9,7 @@ positions are used only for header-less CoLA.
 from pathlib import Path
 from typing import NamedTuple, Optional
 
+from dataset.heldout import split_rows
 from dataset.text_lines import ExamplesDataset, check_not_empty, iter_lines, train_limit
 from utils.errors import ConfigError, DataError
 from utils.paths import data_file, resolve
@@ -175,6 +176,15 @@ def read_transfer(config, task):
     return check_not_empty(examples, path)
 
 
+def read_split(path, task, label_list, every, mode, limit):
+    """The rows `mode` reads: the whole file, or with every > 0 its train or held-out part (dataset/heldout.py), for
+    a task whose only labelled file is its train file; the train cap applies after the split."""
+    if not every:
+        return read_glue_tsv(path, task, label_list, limit)
+    rows = check_not_empty(split_rows(read_glue_tsv(path, task, label_list), every, mode), path)
+    return rows[:limit] if limit else rows
+
+
 class GlueTSVDataset(ExamplesDataset):
     """A GLUE split chosen by [data] task and data_file(config, mode)."""
 
@@ -186,7 +196,12 @@ class GlueTSVDataset(ExamplesDataset):
         self.label_names = label_names(config)
         self.is_regression = self.label_list is None
         self.path = data_file(config, mode)
-        self.examples = read_glue_tsv(self.path, self.task, self.label_list, train_limit(config, mode))
+        every = config.get("data", "heldout_every")
+        if every and self.path != data_file(config, "train"):
+            raise ConfigError(f"{config.source('data', 'heldout_every')}: [data] heldout_every = {every} holds out rows "
+                              f"of train_file, but {mode}_file is another file; name train_file there too, or set "
+                              "heldout_every = 0 to read that file whole")
+        self.examples = read_split(self.path, self.task, self.label_list, every, mode, train_limit(config, mode))
         if mode == "train" and config.get("data", "use_aug"):
             self.examples = self.examples + read_augmented(config, self.task, self.label_list)
         if mode == "train" and config.get("data", "transfer_file"):

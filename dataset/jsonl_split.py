@@ -1,18 +1,14 @@
 """A JSONL file split deterministically into train and held-out parts (BoolQ: only its public dev file exists).
 
 Line i (0-based, among non-empty lines) of [data] train_file goes to the held-out part when
-i % [match] split_every == split_every - 1, else to train; the valid and test modes both read the held-out
-part. With split_every = 5 BoolQ's 3,270 dev questions give 2,616 train / 654 held-out. No shuffling,
-no seed: the split is a fixed function of the file. Field names and labels come from [data] as for jsonl."""
+i % [match] split_every == split_every - 1, else to train (dataset/heldout.py, the rule the GLUE reader's
+[data] heldout_every uses too). With split_every = 5 BoolQ's 3,270 dev questions give 2,616 train / 654
+held-out. Field names and labels come from [data] as for jsonl."""
+from dataset.heldout import split_rows
 from dataset.jsonl import read_jsonl
 from dataset.text_lines import ExamplesDataset, check_not_empty
 from utils.errors import ConfigError
 from utils.paths import data_file
-
-
-def split_rows(rows, every, mode):
-    keep_heldout = mode != "train"
-    return [row for i, row in enumerate(rows) if (i % every == every - 1) == keep_heldout]
 
 
 class JsonlSplitDataset(ExamplesDataset):

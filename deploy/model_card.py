@@ -154,6 +154,8 @@ def _facts(run_dir, config, hf, summary, metric, distilled, teacher, teacher_tes
         lines += ["- **Labels**: " + ", ".join(str(hf["id2label"][k]) for k in sorted(hf["id2label"], key=int))]
     data = [f"task {get('data', 'task')}"] if get("data", "task") else []
     data += [f"{k} `{get('data', k)}`" for k in ("train_file", "valid_file", "test_file") if get("data", k)]
+    data += [f"heldout_every {get('data', 'heldout_every')} (valid and test: held-out rows of train_file, never "
+             "trained on)"] if get("data", "heldout_every") else []
     lines += ["- **Data**: " + ", ".join(data)] if data else []
     if summary.get("config"):
         lines += [f"- **Config**: `{summary['config']}`; resolved: `config.ini` in the run folder `{run_dir}` "

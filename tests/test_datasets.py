@@ -262,7 +262,7 @@ class FakeConfig:
     """config.get(section, key) backed by a dict; unknown keys fail, so tests show which keys are read."""
 
     def __init__(self, **data):
-        self.data = {"use_aug": False, "transfer_file": "", **data}
+        self.data = {"use_aug": False, "transfer_file": "", "heldout_every": 0, **data}
 
     def get(self, section, key):
         assert section == "data"

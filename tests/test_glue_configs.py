@@ -16,7 +16,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.mark.skipif(not GLUE.is_dir(), reason=f"real GLUE data not found at {GLUE}")
-@pytest.mark.parametrize("task,metric", [("SST-2", "accuracy"), ("MRPC", "acc_and_f1"), ("RTE", "accuracy"), ("STS-B", "corr")])
+@pytest.mark.parametrize("task,metric", [("SST-2", "accuracy"), ("MRPC", "acc_and_f1"), ("RTE", "accuracy"), ("STS-B", "corr"),
+                                         ("CoLA", "mcc")])
 def test_teacher_config_runs_on_real_data(tmp_path, task, metric):
     config = load_config(REPO / "config" / "glue" / task / "teacher.config",
                          [f"data.root={GLUE}", "train.max_steps=2", "data.max_examples=64", "eval.latency_batches=2",

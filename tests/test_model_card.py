@@ -208,3 +208,14 @@ def test_load_commands_for_a_word_level_student(tmp_path):
     assert "AutoModel" not in card and "AutoTokenizer" not in card and "SentenceTransformer" not in card
     (run / "student" / "modules.json").write_text("[]")
     assert f"SentenceTransformer({json.dumps(str(run / 'student'))})" in write_model_card(run).read_text()
+
+
+def test_a_held_out_split_is_named_on_the_card(tmp_path):
+    """valid_file = test_file = train_file would read as testing on the training data without the split's line."""
+    run = make_run(tmp_path / "run", "bert_cls", {"accuracy": 0.8}, 4.0, 100)
+    ini = run / "config.ini"
+    ini.write_text(ini.read_text().replace("[data]\n", "[data]\nheldout_every = 10\n"))
+    assert "heldout_every 10 (valid and test: held-out rows of train_file, never trained on)" in \
+        write_model_card(run).read_text()
+    plain = make_run(tmp_path / "plain", "bert_cls", {"accuracy": 0.8}, 4.0, 100)
+    assert "heldout_every" not in write_model_card(plain).read_text()
