@@ -1,18 +1,24 @@
 """Markdown table of sentence encoders and static students measured side by side in one run: the teacher, Model2Vec
-models (experiments/model2vec_distill.py) and our runs (`ltd` / `ltd_embedding` with segmenter = pieces export a
-sentence-transformers folder under RUN_DIR/student), on parameters, encoding speed, STS-B and SST-2.
+models (experiments/model2vec_distill.py), our runs (`ltd` / `ltd_embedding` with segmenter = pieces export a
+sentence-transformers folder under RUN_DIR/student) and word-level classifier students that give no sentence
+embedding (Distilled-BiLSTM, the ELMo student), on parameters, encoding speed, STS-B and SST-2.
 
   python experiments/static_table.py --teacher sentence-transformers/all-MiniLM-L6-v2 \\
       --m2v m2v256=models/m2v_minilm_pca256 m2v_full=models/m2v_minilm_full \\
       --run ltd_emb=runs/ltd_embedding/STS-B --run ltd=runs/ltd/SST-2 --sst2_run ltd=runs/ltd/SST-2 \\
-      --threads 2 --json runs/static_table.json
+      --clf bilstm=runs/glue/SST-2/distilled_bilstm --clf elmo=runs/glue/SST-2/elmo_bilstm \\
+      --clf_stsb elmo=runs/glue/STS-B/elmo_bilstm --threads 2 --json runs/static_table.json
 
 Rows: the teacher first (--teacher: a SentenceTransformer folder, a run directory whose student/ is one, or a name
-pretrained/loading.py resolves offline, e.g. the packaged all-MiniLM-L6-v2), then every --m2v LABEL=DIR and
---run LABEL=RUN_DIR in the order given on the command line.
+pretrained/loading.py resolves offline, e.g. the packaged all-MiniLM-L6-v2), then every --m2v LABEL=DIR,
+--run LABEL=RUN_DIR and --clf LABEL=RUN_DIR in the order given on the command line. A --clf RUN_DIR is a
+single-sentence word-level classifier run of train.py (distilled_bilstm, bilstm, elmo_bilstm, elmo_bilstm_cls; an
+ltd classifier too), loaded by predict.py's load_run: its config.ini and best checkpoint, its words rebuilt from
+the run's training split.
 
 Columns:
 - parameters: a Model2Vec model's embedding rows x width; a SentenceTransformer's parameter count (sum of numel);
+  a --clf row's student as predict.py loads it (sum of numel, the ELMo student's frozen biLM included);
 - sentences/s: the first --n_sentences STS-B dev sentences (each row's sentence1 then sentence2, in file order)
   encoded from text, tokenisation included, in batches of 64 with torch threads = --threads (and the tokenizers'
   Rust pool, RAYON_NUM_THREADS, set to the same unless the environment sets it). Timed with a plain
@@ -20,15 +26,19 @@ Columns:
   measurement and would break the interleaving; efficiency/counts.py's paired_latency makes the same choice):
   --warmup untimed rounds, then --rounds timed rounds, each round encoding the sentences once with every model in
   turn (round-robin, the starting model rotating each round), so that a load on the machine that comes and goes
-  slows every model alike. Median and interquartile range over the rounds;
+  slows every model alike. A --clf row runs the same sentences from text through its classifier: the student's own
+  word tokenisation and padding (the formatter's, without the teacher's BERT inputs a distillation run's formatter
+  adds), then its forward to logits. Median and interquartile range over the rounds;
 - speed-up: median sentences/s over the teacher's;
 - STS-B dev Spearman x 100 of cos(e(sentence1), e(sentence2)) against the gold score (evaluator/metrics.py's
   spearman, scipy's spearmanr; a zero embedding, e.g. a text of unknown words only, has cosine 0), over all rows
-  of --stsb (GLUE format, columns found by header name: sentence1, sentence2, score);
+  of --stsb (GLUE format, columns found by header name: sentence1, sentence2, score). A --clf row has no embedding:
+  "(own head)" is the Spearman of the regression head of its STS-B run, --clf_stsb LABEL=RUN_DIR,
+  RUN_DIR/results.json metrics.spearman (the split that run was tested on); "-" without one;
 - SST-2 dev accuracy %: "(LR)": scikit-learn's LogisticRegression (C=1.0, max_iter=1000, random_state=0) fit on the
   frozen embeddings of --sst2_train (its first --sst2_max_train rows) and scored on --sst2_dev; "(own head)": a row
-  named by --sst2_run LABEL=RUN_DIR takes the method's own classifier's accuracy, RUN_DIR/results.json
-  metrics.accuracy (the split that run was tested on).
+  named by --sst2_run LABEL=RUN_DIR, and every --clf row, takes the method's own classifier's accuracy,
+  RUN_DIR/results.json metrics.accuracy (the split that run was tested on).
 
 --skip_speed and --skip_sst2 leave those columns out of the measurement ("-" in the table). --json OUT writes every
 raw number (per-round speeds included) through a temp file renamed over OUT. A missing folder or file ends the run
@@ -37,6 +47,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,17 +57,19 @@ import numpy as np
 
 BATCH = 64
 LR = {"C": 1.0, "max_iter": 1000, "random_state": 0}
-KINDS = {"teacher": "teacher", "model2vec": "Model2Vec", "run": "run"}
+KINDS = {"teacher": "teacher", "model2vec": "Model2Vec", "run": "run", "classifier": "word-level classifier"}
+ARGS = {"teacher": "--teacher", "model2vec": "--m2v", "run": "--run", "classifier": "--clf"}  # kind -> its argument
 
 
 @dataclass
 class Row:
     label: str
-    kind: str  # teacher | model2vec | run
+    kind: str  # teacher | model2vec | run | classifier
     spec: str  # what the command line said, for messages
     path: str
     sst2_run: Optional[Path] = None  # RUN_DIR whose results.json gives the own-head SST-2 accuracy
-    encode: Optional[Callable] = None  # list of texts -> (n, d) float array
+    stsb_run: Optional[Path] = None  # a classifier's STS-B RUN_DIR whose results.json gives its own-head Spearman
+    encode: Optional[Callable] = None  # list of texts -> (n, d) float array (a classifier: its logits)
     params: Optional[int] = None
     width: Optional[int] = None
     numbers: dict = field(default_factory=dict)
@@ -104,30 +117,35 @@ def teacher_row(spec):
 
 
 def model_rows(models):
-    """[(kind, 'LABEL=PATH')] from --m2v / --run, in command-line order, each checked on disk."""
+    """[(kind, 'LABEL=PATH')] from --m2v / --run / --clf, in command-line order, each checked on disk."""
     rows = []
     for kind, spec in models:
-        arg = "--m2v" if kind == "model2vec" else "--run"
+        arg = ARGS[kind]
         label, path = split_spec(arg, spec)
         need_dir(arg, spec, path)
+        row = Row(label, kind, spec, path)
         if kind == "run":
             student = Path(path) / "student"
             if not (student / "modules.json").is_file():
                 fail(arg, spec, f"no such file {student / 'modules.json'} (a sentence-transformers student: ltd and "
                                 "ltd_embedding runs with segmenter = pieces export one)")
-            path = str(student)
-        rows.append(Row(label, kind, spec, path))
+            row.path = str(student)
+        if kind == "classifier":  # predict.py reads config.ini; the table reads the run's own accuracy
+            need_file(arg, spec, Path(path) / "config.ini")
+            row.sst2_run = Path(path)
+            row.numbers["sst2_accuracy"] = own_head(arg, spec, path, "accuracy")
+        rows.append(row)
     return rows
 
 
-def own_head_accuracy(spec, run_dir):
-    """Accuracy x 100 from RUN_DIR/results.json metrics.accuracy."""
+def own_head(arg, spec, run_dir, metric):
+    """metrics.<metric> x 100 from RUN_DIR/results.json (accuracy, or an STS-B run's spearman)."""
     results = Path(run_dir) / "results.json"
-    need_file("--sst2_run", spec, results)
+    need_file(arg, spec, results)
     try:
-        value = json.loads(results.read_text())["metrics"]["accuracy"]
+        value = json.loads(results.read_text())["metrics"][metric]
     except (ValueError, KeyError, TypeError):
-        fail("--sst2_run", spec, f"{results} has no metrics.accuracy")
+        fail(arg, spec, f"{results} has no metrics.{metric}")
     return 100 * float(value)
 
 
@@ -141,7 +159,19 @@ def attach_sst2_runs(rows, specs):
         path = path if sep else str(Path(runs[label].path).parent)
         need_dir("--sst2_run", spec, path)
         runs[label].sst2_run = Path(path)
-        runs[label].numbers["sst2_accuracy"] = own_head_accuracy(spec, path)
+        runs[label].numbers["sst2_accuracy"] = own_head("--sst2_run", spec, path, "accuracy")
+
+
+def attach_stsb_runs(rows, specs):
+    """--clf_stsb LABEL=RUN_DIR: the --clf row of that label takes its STS-B Spearman from that regression run."""
+    classifiers = {row.label: row for row in rows if row.kind == "classifier"}
+    for spec in specs:
+        label, path = split_spec("--clf_stsb", spec)
+        if label not in classifiers:
+            fail("--clf_stsb", spec, f"no --clf row labelled {label}")
+        need_dir("--clf_stsb", spec, path)
+        classifiers[label].stsb_run = Path(path)
+        classifiers[label].numbers["stsb_spearman"] = own_head("--clf_stsb", spec, path, "spearman")
 
 
 def read_tsv(arg, path, columns, limit=None):
@@ -172,6 +202,8 @@ def read_tsv(arg, path, columns, limit=None):
 
 def load_model(row):
     """Set row.encode / params / width."""
+    if row.kind == "classifier":
+        return load_classifier(row)
     if row.kind == "model2vec":
         try:
             from model2vec import StaticModel
@@ -191,7 +223,7 @@ def load_model(row):
     try:
         model = SentenceTransformer(row.path, device="cpu", local_files_only=True)
     except Exception as err:  # noqa: BLE001
-        fail("--teacher" if row.kind == "teacher" else "--run", row.spec,
+        fail(ARGS[row.kind], row.spec,
              f"cannot load {row.path} as a SentenceTransformer ({first_line(err)})")
     model.eval()
     row.params = count_params(model)
@@ -199,6 +231,33 @@ def load_model(row):
     row.width = dimension()
     row.encode = lambda texts: model.encode(list(texts), batch_size=BATCH, convert_to_numpy=True,
                                             show_progress_bar=False)
+
+
+def load_classifier(row):
+    """A --clf run as predict.py loads it; encode = the student's own word tokenisation and padding (the formatter's
+    padded(), leaving out the teacher's BERT inputs that a distillation run's formatter adds), then its forward."""
+    import torch
+    from efficiency.counts import count_params
+    from predict import load_run
+    try:
+        config, method, formatter, _ = load_run(row.path)
+    except Exception as err:  # noqa: BLE001
+        fail("--clf", row.spec, f"cannot load as predict.py does ({first_line(err)})")
+    name = config.get("model", "model_name")
+    if not method.reads_word_ids:
+        fail("--clf", row.spec, f"model '{name}' is not a word-level classifier (distilled_bilstm, bilstm, "
+                                "elmo_bilstm, elmo_bilstm_cls, ltd)")
+    if formatter.tokenizer.pairs:
+        fail("--clf", row.spec, f"model '{name}' reads sentence pairs; --clf times single sentences (a pair run's "
+                                "STS-B score goes to --clf_stsb)")
+    student = method.student_model()
+    row.params = count_params(student)
+
+    def classify(texts):
+        with torch.inference_mode():
+            return torch.cat([student(*formatter.padded(texts[i:i + BATCH])).logits
+                              for i in range(0, len(texts), BATCH)]).numpy()
+    row.encode = classify
 
 
 def first_line(err):
@@ -265,7 +324,7 @@ def table(rows, settings):
     """Markdown lines: one row per model, then the notes saying how each number was taken."""
     threads = f"{settings['threads']} thread" + ("s" if settings["threads"] != 1 else "")
     speed = f"sentences/s (batch {BATCH}, {threads}), median ± IQR"
-    lines = [f"| model | kind | parameters | {speed} | speed-up | STS-B dev Spearman × 100 | "
+    lines = [f"| model | kind | parameters | {speed} | speed-up | STS-B dev Spearman × 100, cosines or (own head) | "
              "SST-2 dev accuracy %, (LR) or (own head) |", "|---|---|---|---|---|---|---|"]
     for row in rows:
         n = row.numbers
@@ -273,12 +332,18 @@ def table(rows, settings):
         per_s = "-" if s is None else f"{s['median']:,.0f} ± {s['iqr']:,.0f}"
         speedup = cell(n.get("speedup"), ".2f") + ("x" if n.get("speedup") is not None else "")
         sst2 = "-" if n.get("sst2_accuracy") is None else f"{n['sst2_accuracy']:.2f} ({n['sst2_how']})"
-        lines.append(f"| {row.label} | {KINDS[row.kind]} | {row.params:,} | {per_s} | {speedup} | "
-                     f"{cell(n.get('stsb_spearman'), '.2f')} | {sst2} |")
+        stsb = cell(n.get("stsb_spearman"), ".2f") + (" (own head)" if row.stsb_run else "")
+        lines.append(f"| {row.label} | {KINDS[row.kind]} | {row.params:,} | {per_s} | {speedup} | {stsb} | {sst2} |")
     notes = [f"STS-B: {settings['stsb_pairs']} pairs of {settings['stsb']}."]
+    if any(row.stsb_run for row in rows):
+        notes.append("STS-B (own head): the regression head of a classifier's STS-B run, metrics.spearman of "
+                     "RUN_DIR/results.json (" + ", ".join(f"{row.label}: {row.stsb_run}" for row in rows
+                                                           if row.stsb_run) + ").")
     if not settings["skip_speed"]:
         notes.append(f"Speed: the first {settings['n_sentences']} STS-B dev sentences, {settings['rounds']} rounds "
-                     f"after {settings['warmup']} warm-up, models interleaved round-robin (time.perf_counter).")
+                     f"after {settings['warmup']} warm-up, models interleaved round-robin (time.perf_counter)" +
+                     ("; a word-level classifier from text to logits." if any(row.kind == "classifier" for row in rows)
+                      else "."))
     if not settings["skip_sst2"]:
         notes.append(f"(LR): logistic regression (C=1.0, max_iter=1000, random_state=0) on the frozen embeddings of "
                      f"{settings['sst2_train_rows']} sentences of {settings['sst2_train']}, scored on "
@@ -292,13 +357,14 @@ def table(rows, settings):
 def record(rows, settings, lines):
     return {"settings": settings, "table": "\n".join(lines),
             "models": [{"label": row.label, "kind": row.kind, "path": row.path, "params": row.params,
-                        "width": row.width, "sst2_run": str(row.sst2_run) if row.sst2_run else None, **row.numbers}
+                        "width": row.width, "sst2_run": str(row.sst2_run) if row.sst2_run else None,
+                        "stsb_run": str(row.stsb_run) if row.stsb_run else None, **row.numbers}
                        for row in rows]}
 
 
-def run_results(row):
+def run_results(run_dir):
     """A run's own results.json metrics, kept in the JSON as they are."""
-    path = Path(row.path).parent / "results.json"
+    path = Path(run_dir) / "results.json"
     try:
         return json.loads(path.read_text()).get("metrics") if path.is_file() else None
     except ValueError:
@@ -309,7 +375,7 @@ def run_results(row):
 
 
 class InOrder(argparse.Action):
-    """--m2v and --run append (kind, spec) to one list, so the rows keep the command line's order."""
+    """--m2v, --run and --clf append (kind, spec) to one list, so the rows keep the command line's order."""
 
     def __call__(self, parser, namespace, values, option_string=None):
         setattr(namespace, self.dest, list(getattr(namespace, self.dest) or []) + [(self.const, v) for v in values])
@@ -323,6 +389,11 @@ def parse_args(argv=None):
                         metavar="LABEL=DIR", help="Model2Vec model folders")
     parser.add_argument("--run", dest="models", nargs="+", action=InOrder, const="run", default=[],
                         metavar="LABEL=RUN_DIR", help="run directories with a sentence-transformers student/")
+    parser.add_argument("--clf", dest="models", nargs="+", action=InOrder, const="classifier", default=[],
+                        metavar="LABEL=RUN_DIR", help="single-sentence word-level classifier runs (Distilled-BiLSTM, "
+                        "the ELMo student): SST-2 from their own head")
+    parser.add_argument("--clf_stsb", nargs="+", action="extend", default=[], metavar="LABEL=RUN_DIR",
+                        help="the --clf row LABEL takes its STS-B Spearman from this STS-B run's results.json")
     parser.add_argument("--sst2_run", nargs="+", action="extend", default=[], metavar="LABEL=RUN_DIR",
                         help="the --run row LABEL takes its SST-2 accuracy from RUN_DIR/results.json (own head)")
     parser.add_argument("--stsb", default="../shared/data/glue/STS-B/dev.tsv")
@@ -352,18 +423,18 @@ def measure(args):
     seen = set()
     for row in rows:
         if row.label in seen:
-            fail("--m2v" if row.kind == "model2vec" else "--run", row.spec, f"label {row.label} used twice (the "
-                 f"teacher's is '{rows[0].label}')")
+            fail(ARGS[row.kind], row.spec, f"label {row.label} used twice (the teacher's is '{rows[0].label}')")
         seen.add(row.label)
     attach_sst2_runs(rows, args.sst2_run)
+    attach_stsb_runs(rows, args.clf_stsb)
     train = dev = None
     if not args.skip_sst2:
         train = read_tsv("--sst2_train", args.sst2_train, ("sentence", "label"), args.sst2_max_train)
         dev = read_tsv("--sst2_dev", args.sst2_dev, ("sentence", "label"))
     for row in rows:
         load_model(row)
-        if row.kind == "run":
-            row.numbers["run_results_metrics"] = run_results(row)
+        if row.kind in ("run", "classifier"):
+            row.numbers["run_results_metrics"] = run_results(Path(row.path).parent if row.kind == "run" else row.path)
     sentences = [s for pair in zip(stsb["sentence1"], stsb["sentence2"]) for s in pair][:args.n_sentences]
     settings = {"threads": args.threads, "batch_size": BATCH, "n_sentences": len(sentences), "rounds": args.rounds,
                 "warmup": args.warmup, "timer": "time.perf_counter, models interleaved round-robin",
@@ -380,7 +451,8 @@ def measure(args):
         for row in rows:
             row.numbers["speedup"] = row.numbers["sentences_per_s"]["median"] / reference
     for row in rows:
-        row.numbers["stsb_spearman"] = stsb_spearman(row.encode, stsb)
+        if row.kind != "classifier":  # a classifier's logits are no embedding: its STS-B is --clf_stsb's or "-"
+            row.numbers["stsb_spearman"] = stsb_spearman(row.encode, stsb)
         if args.skip_sst2:
             row.numbers.pop("sst2_accuracy", None)
         elif row.sst2_run is not None:
@@ -415,4 +487,10 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except SystemExit as stop:  # fail()'s one line: to stderr, with exit 2 (bad input) as argparse's errors exit
+        if not isinstance(stop.code, str):
+            raise
+        print(stop.code, file=sys.stderr)
+        sys.exit(2)

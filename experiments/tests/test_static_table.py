@@ -1,7 +1,8 @@
 """experiments/static_table.py on tiny static models built here (a Model2Vec StaticModel and sentence-transformers
 StaticEmbedding models over five words with vectors chosen by hand) and tiny STS-B / SST-2 files: Spearman against
 ranks worked out by hand, parameters = rows x width, LR accuracy on a separable toy set, the own-head accuracy read
-from results.json, rows in command-line order, speed figures per interleaved round, and one-line path errors."""
+from results.json, rows in command-line order, speed figures per interleaved round, and one-line path errors; and a
+word-level classifier row (--clf) on a tiny Distilled-BiLSTM run trained here."""
 import importlib.util
 import json
 
@@ -189,6 +190,9 @@ def test_interleaving_rotates_the_first_model():
     (["--sst2_train", "{tmp}/nope.tsv"], "--sst2_train {tmp}/nope.tsv: no such file"),
     (["--sst2_run", "ltd={tmp}/nope"], "--sst2_run ltd={tmp}/nope: no such folder"),
     (["--sst2_run", "ltd={tmp}/m2v"], "--sst2_run ltd={tmp}/m2v: no such file {tmp}/m2v/results.json"),
+    (["--clf", "bilstm={tmp}/nope"], "--clf bilstm={tmp}/nope: no such folder"),
+    (["--clf", "bilstm={tmp}/run_ltd"], "--clf bilstm={tmp}/run_ltd: no such file {tmp}/run_ltd/config.ini"),
+    (["--clf_stsb", "bilstm={tmp}/run_ltd"], "--clf_stsb bilstm={tmp}/run_ltd: no --clf row labelled bilstm"),
     (["--run", "other={tmp}/m2v"], "--run other={tmp}/m2v: no such file {tmp}/m2v/student/modules.json (a "
                                    "sentence-transformers student: ltd and ltd_embedding runs with segmenter = pieces "
                                    "export one)"),
@@ -198,3 +202,54 @@ def test_a_missing_path_is_one_line_naming_the_argument(setup, extra, message):
     with pytest.raises(SystemExit) as err:
         static_table.main(argv + [e.format(tmp=tmp_path) for e in extra] + ["--skip_speed"])
     assert str(err.value) == message.format(tmp=tmp_path)
+
+
+# --- word-level classifier rows -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def bilstm_run(tmp_path_factory):
+    """A tiny Distilled-BiLSTM SST-2 run (config.ini, best checkpoint, results.json), as tests/test_bilstm.py trains
+    one, and a stand-in STS-B run of it whose results.json holds the regression head's Spearman."""
+    from init.config import load_config
+    from process.distributed import DistInfo
+    from process.train_entry import train_run
+    from tests.helpers import tiny_config_text, write_tiny_data, write_tiny_model
+    tmp = tmp_path_factory.mktemp("clf")
+    teacher, data = write_tiny_model(tmp / "teacher"), write_tiny_data(tmp / "data")
+    text = tiny_config_text(teacher, data, "distilled_bilstm", data={"formatter_type": "word_vocab"},
+                            bilstm={"hidden_size": 8, "fc_size": 8}, train={"epoch": 1, "learning_rate": 1e-2},
+                            distill={"teacher": str(teacher), "kd_loss": "mse", "soft_weight": 1.0, "hard_weight": 0.5})
+    (tmp / "bilstm.config").write_text(text)
+    train_run(load_config(tmp / "bilstm.config"), DistInfo(), str(tmp / "run"), do_test=True)
+    (tmp / "stsb").mkdir()
+    (tmp / "stsb" / "results.json").write_text(json.dumps({"metrics": {"pearson": 0.5, "spearman": 0.4321}}))
+    return tmp / "run", tmp / "stsb"
+
+
+def test_classifier_row_counts_times_and_reads_its_own_heads(setup, bilstm_run, capsys):
+    import torch
+
+    import predict
+    from model.parts.bilstm import BiLSTMClassifier
+    tmp_path, argv = setup
+    run, stsb = bilstm_run
+    out = tmp_path / "clf.json"
+    rows = static_table.main(argv + ["--clf", f"bilstm={run}", "--clf_stsb", f"bilstm={stsb}", "--sst2_max_train", "6",
+                                     "--rounds", "2", "--warmup", "0", "--n_sentences", "4", "--json", str(out)])
+    clf = json.loads(out.read_text())["models"][-1]
+    params = sum(p.numel() for p in BiLSTMClassifier.from_pretrained(run / "student").parameters())  # the export
+    accuracy = 100 * json.loads((run / "results.json").read_text())["metrics"]["accuracy"]
+    assert (clf["label"], clf["kind"], clf["params"], clf["width"]) == ("bilstm", "classifier", params, None)
+    assert (clf["sst2_accuracy"], clf["sst2_how"]) == (accuracy, "own head")
+    assert clf["stsb_spearman"] == pytest.approx(43.21) and clf["stsb_run"] == str(stsb)
+    speed = clf["sentences_per_s"]
+    assert len(speed["rounds"]) == 2 and speed["median"] > 0 and all(v > 0 for v in speed["rounds"])
+    lines = capsys.readouterr().out.splitlines()
+    line = next(line for line in lines if line.startswith("| bilstm |"))
+    assert line.startswith(f"| bilstm | word-level classifier | {params:,} | ")
+    assert line.endswith(f"| 43.21 (own head) | {accuracy:.2f} (own head) |")
+    assert any(note.startswith("STS-B (own head):") and f"bilstm: {stsb}" in note for note in lines)
+    # the timed path is the run's classifier: the probabilities predict.py gives for the same texts
+    texts = ["good film", "a dull and bad plot"]
+    _, probs = predict.predict(str(run), [(t, None) for t in texts])
+    assert torch.allclose(torch.from_numpy(rows[-1].encode(texts)).softmax(-1), probs, atol=1e-6)
