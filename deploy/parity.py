@@ -20,14 +20,13 @@ import torch
 
 from deploy.onnx_export import (Deployed, export_onnx, input_names, load_student, normalises, onnx_session,
                                 quantize_onnx, quantize_torch, student_kind)
-from efficiency.counts import MIN_CPU_SHARE, paired_latency
+from efficiency.counts import BATCH, MIN_CPU_SHARE, paired_latency
 from utils.paths import swap_in
 from utils.errors import ConfigError, KDWorkerError
 
 VARIANTS = ("pytorch", "onnx", "onnx_int8", "torch_int8")
 FILES = {"pytorch": "student", "onnx": "export/model.onnx", "onnx_int8": "export/model_int8.onnx",
          "torch_int8": "export/torch_int8.pt"}
-BATCH = 32  # the second latency batch size: an online service batching requests
 BATCH_LATENCY_RUNS = 10  # timed runs of the dev split's first BATCH examples per variant, after 3 untimed
 
 

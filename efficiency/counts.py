@@ -9,12 +9,32 @@ def count_params(module):
     return sum(p.numel() for p in module.parameters())
 
 
+# the modules that carry a factorised word table (vocab x e) up to the hidden width: the bottleneck student's
+# (model/parts/recurrent_encoder.py) and ALBERT's; only the word table feeds them, so they count as part of it
+WORD_PROJECTIONS = ("word_projection", "embedding_hidden_mapping_in")
+
+
+def embedding_params(module):
+    """Parameters of the word-embedding table (get_input_embeddings()), plus its e -> hidden projection when the
+    table is factorised; position and token-type tables and the embedding LayerNorm are not counted. What a
+    vocabulary costs: the part of a model that a bottleneck or a smaller vocabulary cuts. None without a table."""
+    try:
+        table = module.get_input_embeddings()
+    except (AttributeError, NotImplementedError):  # not a token model (e.g. a callable), or no table declared
+        return None
+    if not isinstance(table, torch.nn.Module):
+        return None
+    projections = (m for name, m in module.named_modules() if name.rsplit(".", 1)[-1] in WORD_PROJECTIONS)
+    return count_params(table) + sum(count_params(m) for m in projections)
+
+
 def latency_ms(module, batches, warmup=3):
     """Median wall time (ms) of module(**batch) over the given batch-size-1 inputs, in eval mode (one model's
     paired_latency)."""
     return paired_latency({"model": (module, batches)}, warmup).get("model", {}).get("median_ms")
 
 
+BATCH = 32  # the second latency batch size (results.json, tools/export.py): an online service batching requests
 MIN_CPU_SHARE = 0.5  # below this the process waited for cores more than it ran: a latency figure then says little
 
 

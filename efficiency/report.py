@@ -62,8 +62,9 @@ def test_efficiency(run, latency=None):
 
 def latency_fields(results):
     """The latency entries of a results dict (process/test_process.py efficiency) the report carries."""
-    keys = ("latency_ms", "latency_iqr_ms", "teacher_latency_ms", "teacher_latency_iqr_ms", "speedup_vs_teacher",
-            "latency_cpu_share", "latency_reliable")
+    timed = [f"{who}{kind}{what}" for kind in ("", "batch32_") for who in ("", "teacher_")
+             for what in ("latency_ms", "latency_iqr_ms")]
+    keys = timed + ["speedup_vs_teacher", "latency_cpu_share", "batch32_latency_cpu_share", "latency_reliable"]
     return {k: results[k] for k in keys if k in results}
 
 

@@ -3,7 +3,8 @@
 #   phase 1, one after another on both cores: mul_mse (stage 1, the multilingual model) -> bottle_distill (stage 2,
 #            from it) -> rec_bottle_distill (stage 3, from stage 2, taught by stage 1)
 #   phase 2, two queues of one thread each, side by side (stage 4, from stage 3, taught by the English teacher):
-#            teacher applied directly -> rec_bottle_mcl -> rec_bottle_bool  |  rec_bottle_ce -> rec_bottle_mse
+#            teacher applied directly -> rec_bottle_mcl -> rec_bottle_bool  |  raw student applied directly ->
+#            rec_bottle_ce -> rec_bottle_mse
 # Every stage gets the same extra --set overrides (the budget), and stage 4 also STAGE4_EPOCHS when set (the
 # authors give stage 4 three times mul_mse's epochs: 60 against 20); a stage whose train_summary.json exists (train.py
 # writes it last, after the test) is skipped, so the command resumes. The table: python experiments/multilingual_table.py --root ROOT
@@ -16,7 +17,7 @@ mkdir -p "$(dirname "$root")"
 
 config_of() {
     case $1 in
-        teacher_direct|mse) echo "config/multilingual/$1.config" ;;
+        teacher_direct|student_direct|mse) echo "config/multilingual/$1.config" ;;
         bottle_distill|rec_bottle_distill) echo "config/distill/minilm_$1.config" ;;
         *) echo "config/multilingual/minilm_$1.config" ;;
     esac
@@ -48,7 +49,7 @@ stage4=()
 export OMP_NUM_THREADS=1
 queue "teacher_direct rec_bottle_mcl:rec_bottle_distill rec_bottle_bool:rec_bottle_distill" "$@" "${stage4[@]}" > "$root.queue1.log" 2>&1 &
 q1=$!
-queue "rec_bottle_ce:rec_bottle_distill rec_bottle_mse:rec_bottle_distill" "$@" "${stage4[@]}" > "$root.queue2.log" 2>&1 &
+queue "student_direct rec_bottle_ce:rec_bottle_distill rec_bottle_mse:rec_bottle_distill" "$@" "${stage4[@]}" > "$root.queue2.log" 2>&1 &
 q2=$!
 wait $q1 && wait $q2
 echo "done: python experiments/multilingual_table.py --root $root"

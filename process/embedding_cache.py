@@ -75,10 +75,11 @@ def store_table(info, path, payload):
 
 
 def cached_embeddings(texts, embed, fingerprint, cache_dir, info, batch_size=64):
-    """(len(texts), H) teacher embeddings of `texts` (distinct strings), from the disk cache when present."""
+    """(len(texts), H) teacher embeddings of `texts` (distinct strings), from the disk cache when present; with
+    cache_dir None (an empty [multilingual] cache_dir) computed every run and kept nowhere on disk."""
     logger = get_logger(info.rank)
-    path = Path(cache_dir) / f"{cache_key(fingerprint, texts)}.pt"
-    table = read_stored_table(info, path, "embeddings", "teacher-embedding", len(texts))
+    path = Path(cache_dir) / f"{cache_key(fingerprint, texts)}.pt" if cache_dir is not None else None
+    table = read_stored_table(info, path, "embeddings", "teacher-embedding", len(texts)) if path else None
     if table is not None:
         logger.info("teacher embeddings of %d sentences read from %s", len(texts), path)
         return table
@@ -90,6 +91,9 @@ def cached_embeddings(texts, embed, fingerprint, cache_dir, info, batch_size=64)
     for ids, emb in shards:
         if ids:
             table[torch.tensor(ids)] = emb
+    if path is None:
+        logger.info("teacher embedded %d distinct sentences (no disk cache: [multilingual] cache_dir is empty)", len(texts))
+        return table
     store_table(info, path, {"format": FORMAT, "count": len(texts), "embeddings": table})
     logger.info("teacher embedded %d distinct sentences; cached in %s", len(texts), path)
     return table

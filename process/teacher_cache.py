@@ -109,8 +109,9 @@ def teacher_table(run):
     come from the disk cache under [multilingual] cache_dir or one teacher pass (process/embedding_cache.py)."""
     model, data = run.model, run.datasets["train"]
     ids = model.teacher_table_rows(data)
+    cache_dir = run.config.get("multilingual", "cache_dir")
     emb = cached_embeddings([data.texts[i] for i in ids], model.embed_texts, model.teacher_table_fingerprint(),
-                            resolve(run.config.get("multilingual", "cache_dir")), run.info, run.config.get("eval", "batch_size"))
+                            resolve(cache_dir) if cache_dir else None, run.info, run.config.get("eval", "batch_size"))
     table = torch.zeros(len(data.texts), emb.shape[-1])
     table[torch.tensor(ids)] = emb
     return table

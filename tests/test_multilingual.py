@@ -133,7 +133,7 @@ def test_recurrence_runs_the_kept_layers_repeat_times(enc):
 
 
 def test_parameter_counts_by_hand(enc):
-    from efficiency.counts import count_params
+    from efficiency.counts import count_params, embedding_params
     V, H, I, P, T, e = len(VOCAB), 32, 64, 64, 2, 8
     layer = 4 * (H * H + H) + 2 * H + (H * I + I) + (I * H + H) + 2 * H  # q,k,v,o + LN, ffn in/out + LN
     bert, bottle = student_from(enc, 1, 2, e)
@@ -148,6 +148,13 @@ def test_parameter_counts_by_hand(enc):
     assert bottle(input_ids=ids).last_hidden_state.shape == (1, 4, H)
     assert bottle.embeddings.word_embeddings.weight.shape == (V, e)
     assert bottle.embeddings.word_projection.weight.shape == (H, e) and bottle.embeddings.word_projection.bias is None
+    # the word table's share (efficiency/counts.py): V x e plus the e -> H projection; V x H without a bottleneck
+    assert (embedding_params(bottle), embedding_params(full), embedding_params(bert)) == (V * e + e * H, V * H, V * H)
+    from transformers import AlbertConfig, AlbertModel
+    albert = AlbertModel(AlbertConfig(vocab_size=V, embedding_size=e, hidden_size=H, num_attention_heads=2,
+                                      intermediate_size=I, num_hidden_layers=1))
+    assert embedding_params(albert) == V * e + (e * H + H)  # ALBERT's own mapping has a bias
+    assert embedding_params(torch.nn.Linear(2, 2)) is None  # no word table
 
 
 def test_svd_bottleneck_starts_near_the_source_embedding_layer(enc):
@@ -302,6 +309,16 @@ def test_cache_embeds_each_sentence_once_and_reuses_the_file(tmp_path):
     assert torch.equal(first[1], torch.tensor([1.0, 99.0 % 97]))  # row order = text order
     cached_embeddings(texts, count, "other teacher", tmp_path, DistInfo())
     assert len(count.texts) == 8  # another teacher fingerprint is another key
+
+
+def test_no_cache_dir_embeds_every_call_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    texts = ["a b", "c"]
+    count = Counter()
+    first = cached_embeddings(texts, count, "fp", None, DistInfo())
+    again = cached_embeddings(texts, count, "fp", None, DistInfo())
+    assert len(count.texts) == 4 and torch.equal(first, again)  # computed twice: nothing kept
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_training_embeds_each_distinct_source_once_across_pairs_epochs_and_resume(tmp_path, enc, par, monkeypatch):
@@ -459,6 +476,22 @@ def test_pipeline_stage1_to_4_trains_exports_and_logs_parameters(tmp_path, enc, 
     with torch.no_grad():
         expect = mean_pool(ref(**enc_).last_hidden_state, enc_["attention_mask"])
     assert torch.allclose(mine, expect, atol=1e-5)
+
+
+def test_tested_run_records_word_table_parameters_and_batch32_latency(tmp_path, enc, par):
+    """results.json of a bottleneck student: the word table's parameters (V x e + e x H), the teacher's (V x H), and
+    batch-32 latency beside batch-1 for both, in the efficiency block too; the test split's first 32 examples are
+    its 20 rows here, one batch."""
+    text = ml_text(enc, par, "rec_bottle_mse", tmp_path / "cache", train={"epoch": 1}, eval={"latency_batch32_runs": 2})
+    (tmp_path / "c.config").write_text(text)
+    train_run(load_config(tmp_path / "c.config"), DistInfo(), str(tmp_path / "run"), do_test=True)
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    V, H, e = len(VOCAB), 32, 8
+    assert (results["embedding_params"], results["teacher_embedding_params"]) == (V * e + e * H, V * H)
+    timed = ("batch32_latency_ms", "batch32_latency_iqr_ms", "teacher_batch32_latency_ms", "batch32_latency_cpu_share")
+    assert all(results[k] > 0 for k in ("latency_ms", "teacher_latency_ms") + timed)
+    assert {k: results["efficiency"][k] for k in timed} == {k: results[k] for k in timed}
+    assert results["latency_reliable"] == (min(results["latency_cpu_share"], results["batch32_latency_cpu_share"]) >= 0.5)
 
 
 def test_interrupted_run_resumes_bitwise(tmp_path, enc, par):

@@ -5,27 +5,87 @@ import json
 from tests.helpers import REPO
 
 
-def test_multilingual_table_reads_run_dirs(tmp_path):
+def run_table(*args, check=True):
     import subprocess
     import sys
+    return subprocess.run([sys.executable, str(REPO / "experiments" / "multilingual_table.py"), *map(str, args)],
+                          capture_output=True, text=True, check=check)
+
+
+def rows_of(out):
+    """{label: line} of both tables (the second's lines under 'second: label')."""
+    first, second = out.split("| method | seeds | Multi30k")
+    rows = {line.split(" | ")[0].strip("| "): line for line in first.splitlines() if line.startswith("| ")}
+    rows.update({"second: " + line.split(" | ")[0].strip("| "): line for line in second.splitlines() if line.startswith("| ")})
+    return rows
+
+
+def write_results(run_dir, metrics, **fields):
+    run_dir.mkdir(parents=True)
+    (run_dir / "results.json").write_text(json.dumps({"metrics": metrics, **fields}))
+
+
+def test_multilingual_table_reads_run_dirs(tmp_path):
     root = tmp_path / "minilm"
     metrics = {"deu_src2tgt": 0.9, "deu_tgt2src": 0.8, "fra_src2tgt": 0.7, "fra_tgt2src": 0.7, "ces_src2tgt": 0.5,
                "ces_tgt2src": 0.3, "STS-B-dev_spearman": 0.8123}
-    (root / "rec_bottle_mcl").mkdir(parents=True)
-    (root / "rec_bottle_mcl" / "results.json").write_text(json.dumps({"metrics": metrics, "params": 9345792}))
-    out = subprocess.run([sys.executable, str(REPO / "experiments" / "multilingual_table.py"), "--root", str(root)],
-                         capture_output=True, text=True, check=True).stdout
-    rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines()}
-    assert rows["rec_bottle_mcl (stage 4, MCL)"] == ("| rec_bottle_mcl (stage 4, MCL) | 9,345,792 | 85.0 (90.0 / 80.0) | "
-                                                     "70.0 (70.0 / 70.0) | 40.0 (50.0 / 30.0) | 65.0 | 81.2 |")
+    write_results(root / "rec_bottle_mcl", metrics, params=9345792)  # an older results.json: no new keys
+    out = run_table("--root", root).stdout
+    rows = rows_of(out)
+    # Tatoeba mean (0.85 + 0.7 + 0.4) / 3 = 0.65; no Multi30k test, embedding count or latency: "-"
+    assert rows["rec_bottle_mcl (stage 4, MCL)"] == ("| rec_bottle_mcl (stage 4, MCL) | 1 | 9,345,792 | - | - | - | 81.2 | - | "
+                                                     "85.0 (90.0 / 80.0) | 70.0 (70.0 / 70.0) | 40.0 (50.0 / 30.0) | 65.0 |")
+    assert rows["second: rec_bottle_mcl (stage 4, MCL)"] == "| rec_bottle_mcl (stage 4, MCL) | 1 | - | - | - | - |"
     assert "missing" in rows["mul_mse (mse.config; stage 1 of the rows below)"]
-    extra = subprocess.run([sys.executable, str(REPO / "experiments" / "multilingual_table.py"), "--root", str(root), "--extra",
-                            f"MCL, 3 epochs (x=1)={root / 'rec_bottle_mcl'}"], capture_output=True, text=True, check=True)
-    last = extra.stdout.strip().splitlines()[-1]
-    assert last == rows["rec_bottle_mcl (stage 4, MCL)"].replace("rec_bottle_mcl (stage 4, MCL)", "MCL, 3 epochs (x=1)")
-    bad = subprocess.run([sys.executable, str(REPO / "experiments" / "multilingual_table.py"), "--extra", "no-equals-sign"],
-                         capture_output=True, text=True)
+    assert "missing" in rows["raw student applied directly (student_direct.config)"]
+    assert "*:" not in out  # no latency flagged
+    extra = run_table("--root", root, "--extra", f"MCL, 3 epochs (x=1)={root / 'rec_bottle_mcl'}").stdout
+    first = extra.split("\n\n")[0].splitlines()
+    assert first[-1] == rows["rec_bottle_mcl (stage 4, MCL)"].replace("rec_bottle_mcl (stage 4, MCL)", "MCL, 3 epochs (x=1)")
+    bad = run_table("--extra", "no-equals-sign", check=False)
     assert bad.returncode == 2 and "--extra 'no-equals-sign': expected LABEL=RUN_DIR" in bad.stderr
+
+
+def test_multilingual_table_seeds_give_mean_and_sample_std(tmp_path):
+    """Three seed roots of rec_bottle_mcl, the third an older results.json (no Multi30k test, embedding count or
+    batch-32 latency); the teacher's row is linked into the seed roots and counts once."""
+    roots = [tmp_path / name for name in ("minilm", "minilm_s2", "minilm_s3")]
+    seeds = [((0.9, 0.8), 0.80, 10.0), ((0.85, 0.75), 0.82, 12.0), ((0.8, 0.7), 0.84, 14.0)]  # deu, STS-B, batch-1 ms
+    multi30k = [{"de_src2tgt": 0.6, "de_tgt2src": 0.4}, {"de_src2tgt": 0.7, "de_tgt2src": 0.5}]
+    for n, (root, (deu, sts, b1)) in enumerate(zip(roots, seeds)):
+        metrics = {"deu_src2tgt": deu[0], "deu_tgt2src": deu[1], "fra_src2tgt": 0.7, "fra_tgt2src": 0.7,
+                   "ces_src2tgt": 0.5, "ces_tgt2src": 0.3, "STS-B-dev_spearman": sts}
+        fields = {"params": 9345792, "latency_ms": b1, "latency_reliable": n != 1}
+        if n < 2:
+            metrics.update(multi30k[n], fr_src2tgt=0.8, fr_tgt2src=0.6, cs_src2tgt=0.3, cs_tgt2src=0.1)
+            fields.update(embedding_params=4194304, batch32_latency_ms=100.0 + 10 * n)
+        write_results(root / "rec_bottle_mcl", metrics, **fields)
+    write_results(roots[0] / "teacher_direct", {"deu_src2tgt": 0.2, "deu_tgt2src": 0.1, "STS-B-dev_spearman": 0.867},
+                  params=22565376, embedding_params=11720448, latency_ms=5.0, batch32_latency_ms=40.0,
+                  latency_reliable=True)
+    for root in roots[1:]:
+        (root / "teacher_direct").symlink_to(roots[0] / "teacher_direct")
+    out = run_table("--root", roots[0], "--seeds", *roots[1:]).stdout
+    rows = rows_of(out)
+    # STS-B 80, 82, 84: mean 82, sample std sqrt((4 + 0 + 4) / 2) = 2; batch-1 ms 10, 12, 14 likewise; batch-32 ms
+    # 100, 110 (2 of 3): 105 ± sqrt(50) = 7.07; deu per seed 0.85, 0.80, 0.75: 80 ± 5, directions 85 / 75;
+    # Tatoeba mean per seed (deu + 0.7 + 0.4) / 3 = 0.65, 0.6333, 0.6167: 63.3 ± 1.7;
+    # Multi30k mean per seed (de + fr 0.7 + cs 0.2) / 3 = 0.4667, 0.5: 48.3 ± 2.4 (2 of 3).
+    # Seed 2 timed on a loaded machine: its latency cells carry the flag.
+    assert rows["rec_bottle_mcl (stage 4, MCL)"] == (
+        "| rec_bottle_mcl (stage 4, MCL) | 3 | 9,345,792 | 4,194,304 | 12.0 ± 2.0 * | 105.0 ± 7.1 (2 of 3) * | "
+        "82.0 ± 2.0 | 48.3 ± 2.4 (2 of 3) | 80.0 ± 5.0 (85.0 / 75.0) | 70.0 ± 0.0 (70.0 / 70.0) | "
+        "40.0 ± 0.0 (50.0 / 30.0) | 63.3 ± 1.7 |")
+    # de per seed 0.5, 0.6: 55 ± 7.1, directions 65 / 45
+    assert rows["second: rec_bottle_mcl (stage 4, MCL)"] == (
+        "| rec_bottle_mcl (stage 4, MCL) | 3 | 55.0 ± 7.1 (2 of 3) (65.0 / 45.0) | 70.0 ± 0.0 (2 of 3) (80.0 / 60.0) | "
+        "20.0 ± 0.0 (2 of 3) (30.0 / 10.0) | 48.3 ± 2.4 (2 of 3) |")
+    assert rows["teacher applied directly (all-MiniLM-L6-v2)"] == (
+        "| teacher applied directly (all-MiniLM-L6-v2) | 1 | 22,565,376 | 11,720,448 | 5.0 | 40.0 | 86.7 | - | "
+        "15.0 (20.0 / 10.0) | - | - | 15.0 |")
+    assert "*: timed while the process got under half its cores" in out
+    bad = run_table("--root", roots[0], "--seeds", tmp_path / "no_such_seed", check=False)
+    assert bad.returncode == 2 and f"--seeds {tmp_path / 'no_such_seed'}: no such directory" in bad.stderr
 
 
 def test_vocab_coverage_counts_tokens_and_types(tmp_path):
@@ -44,8 +104,6 @@ def test_vocab_coverage_counts_tokens_and_types(tmp_path):
 
 
 def test_multilingual_table_valid_reads_the_selected_evaluation(tmp_path):
-    import subprocess
-    import sys
     run = tmp_path / "minilm" / "mse"
     run.mkdir(parents=True)
     worse = {"split": "valid", "step": 100, "accuracy": 0.4, "de_src2tgt": 0.1, "de_tgt2src": 0.1, "mse": 0.003}
@@ -53,8 +111,8 @@ def test_multilingual_table_valid_reads_the_selected_evaluation(tmp_path):
             "fr_tgt2src": 0.6, "mse": 0.00215}
     lines = [{"loss": 1.0, "step": 50}, best, worse]
     (run / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
-    out = subprocess.run([sys.executable, str(REPO / "experiments" / "multilingual_table.py"), "--root", str(tmp_path / "minilm"),
-                          "--valid"], capture_output=True, text=True, check=True).stdout
+    (tmp_path / "other").mkdir()
+    out = run_table("--root", tmp_path / "minilm", "--valid", "--seeds", tmp_path / "other").stdout  # seeds: main root only
     rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines()}
     assert rows["mul_mse (mse.config; stage 1 of the rows below)"] == "| mul_mse (mse.config; stage 1 of the rows below) | 200 | 60.0 (70.0 / 50.0) | 60.0 (60.0 / 60.0) | - | 60.0 | 2.15 |"
     assert "missing" in rows["rec_bottle_mcl (stage 4, MCL)"]
@@ -76,8 +134,9 @@ def test_cpu_script_chains_the_stages_and_gives_stage4_its_epochs(tmp_path):
                    cwd=REPO, env=env, check=True, capture_output=True)
     calls = {line.split("--logdir ")[1].split()[0].rsplit("/", 1)[-1]: line
              for line in (tmp_path / "calls").read_text().splitlines()}
-    assert sorted(calls) == sorted(["mse", "bottle_distill", "rec_bottle_distill", "teacher_direct", "rec_bottle_mcl",
-                                    "rec_bottle_bool", "rec_bottle_ce", "rec_bottle_mse"])
+    assert sorted(calls) == sorted(["mse", "bottle_distill", "rec_bottle_distill", "teacher_direct", "student_direct",
+                                    "rec_bottle_mcl", "rec_bottle_bool", "rec_bottle_ce", "rec_bottle_mse"])
+    assert "config/multilingual/student_direct.config" in calls["student_direct"]
     assert f"distill.teacher={root}/mse" in calls["rec_bottle_distill"]
     assert f"model.pretrained={root}/rec_bottle_distill" in calls["rec_bottle_ce"]
     for stage in ("mse", "bottle_distill", "rec_bottle_distill"):
