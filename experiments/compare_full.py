@@ -270,6 +270,47 @@ def check_names(parser, jobs, overrides, only):
             parser.error(f"--only {name}: no such job (see --dry for the job names)")
 
 
+def parse_overrides(parser, items):
+    """--override RUN:KEY=VALUE ... -> {run: [KEY=VALUE, ...]}, in the order given."""
+    overrides = {}
+    for item in items:
+        run, sep, setting = item.partition(":")
+        if not sep or "=" not in setting:
+            parser.error(f"--override {item}: expected RUN:KEY=VALUE, e.g. kd_tang:distill.hard_weight=0")
+        overrides.setdefault(run, []).append(setting)
+    return overrides
+
+
+def add_graph_arguments(parser, root):
+    """The arguments every job-graph driver shares: where, how many at once, on what, which jobs, print only."""
+    parser.add_argument("--override", nargs="*", default=[], metavar="RUN:KEY=VALUE",
+                        help="an extra --set for one run of every seed, e.g. kd_tang:distill.hard_weight=0")
+    parser.add_argument("--root", default=root)
+    parser.add_argument("--jobs", type=int, default=1, help="jobs at once")
+    parser.add_argument("--gpu", default=None, help="GPU id passed to every train.py (omit: CPU)")
+    parser.add_argument("--only", nargs="*", default=None, help="run only these jobs (and what they need)")
+    parser.add_argument("--dry", action="store_true", help="print the jobs and exit")
+
+
+def execute(parser, args, jobs, overrides):
+    """Check the names, keep what --only needs, then print (--dry) or run the graph; exit 1 when a job failed."""
+    check_names(parser, jobs, overrides, args.only)
+    if args.only is not None:
+        by_name, keep, todo = {j.name: j for j in jobs}, set(), list(args.only)
+        while todo:
+            name = todo.pop()
+            if name not in keep:
+                keep.add(name)
+                todo += by_name[name].deps
+        jobs = [j for j in jobs if j.name in keep]
+    if args.dry:
+        for job in jobs:
+            print(job.name, "<-", ",".join(job.deps) or "-", "|", shlex.join(job.cmd))
+        return
+    failed = run_graph(jobs, Path(args.root), args.jobs, args.gpu)
+    sys.exit(1 if failed else 0)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=["SST-2", "MRPC"])
@@ -286,13 +327,7 @@ def main():
     parser.add_argument("--unlabeled", nargs="*", default=[], choices=["kd", "tinybert"],
                         help="also run these methods with the unlabeled transfer set of --transfer_file (<run>_unlab)")
     parser.add_argument("--transfer_file", nargs="*", default=[], help="TASK=path, from tools/transfer_set.py")
-    parser.add_argument("--override", nargs="*", default=[], metavar="RUN:KEY=VALUE",
-                        help="an extra --set for one run of every seed, e.g. kd_tang:distill.hard_weight=0")
-    parser.add_argument("--root", default="runs/full")
-    parser.add_argument("--jobs", type=int, default=1, help="jobs at once")
-    parser.add_argument("--gpu", default=None, help="GPU id passed to every train.py (omit: CPU)")
-    parser.add_argument("--only", nargs="*", default=None, help="run only these jobs (and what they need)")
-    parser.add_argument("--dry", action="store_true", help="print the jobs and exit")
+    add_graph_arguments(parser, "runs/full")
     args = parser.parse_args()
     root = Path(args.root)
     epochs = dict(item.split("=") for item in args.epochs)
@@ -300,12 +335,7 @@ def main():
     transfer_files = dict(item.split("=", 1) for item in args.transfer_file)
     if args.unlabeled and set(args.tasks) - set(transfer_files):
         parser.error(f"--unlabeled needs --transfer_file for {sorted(set(args.tasks) - set(transfer_files))}")
-    overrides = {}
-    for item in args.override:
-        run, sep, setting = item.partition(":")
-        if not sep or "=" not in setting:
-            parser.error(f"--override {item}: expected RUN:KEY=VALUE, e.g. kd_tang:distill.hard_weight=0")
-        overrides.setdefault(run, []).append(setting)
+    overrides = parse_overrides(parser, args.override)
     try:
         jobs = general_jobs(root, general_steps([str(GENERAL_STEPS), *args.general_steps]))
     except ValueError as err:
@@ -314,21 +344,7 @@ def main():
         jobs += task_jobs(root, task, args.seeds, int(epochs[task]), args.n_aug, args.transfer_set,
                            stage_steps.get(task, 0), args.unlabeled, transfer_files.get(task), overrides)
     jobs.sort(key=lambda j: not j.name.endswith(("_teacher", "_aug")))  # the critical path first (stable)
-    check_names(parser, jobs, overrides, args.only)
-    if args.only is not None:
-        by_name, keep, todo = {j.name: j for j in jobs}, set(), list(args.only)
-        while todo:
-            name = todo.pop()
-            if name not in keep:
-                keep.add(name)
-                todo += by_name[name].deps
-        jobs = [j for j in jobs if j.name in keep]
-    if args.dry:
-        for job in jobs:
-            print(job.name, "<-", ",".join(job.deps) or "-", "|", shlex.join(job.cmd))
-        return
-    failed = run_graph(jobs, root, args.jobs, args.gpu)
-    sys.exit(1 if failed else 0)
+    execute(parser, args, jobs, overrides)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ batching, so every epoch reads the teacher's logits from memory instead of re-ru
 The pass is canonical (examples sorted by text length, then index; [eval] batch_size), so a resumed run rebuilds exactly the same cache
 and stays bitwise equal to an uninterrupted one. DDP ranks each compute a strided shard and exchange them.
 With [distill] cache_dir set, the table is also kept on disk, keyed by the teacher's weights, the exact teacher-pass
-batches (every input tensor, not the labels) and the settings that change its numerics, so the seeds of a comparison, a
+batches (every tensor the teacher reads, not the labels or a student's own token ids) and the settings that change its numerics, so the seeds of a comparison, a
 two-stage method's second stage and resumed runs read it instead of re-running the teacher.
 Used only where the teacher's inputs are fixed per example (offline augmentation is; the logits of
 hidden-state methods are not cached because they need the teacher's intermediate states anyway)."""
@@ -14,6 +14,7 @@ import time
 import torch
 from torch.utils.data import DataLoader
 
+from model.base import teacher_inputs
 from process.distributed import all_gather_objects
 from process.embedding_cache import cached_embeddings, read_stored_table, store_table
 from process.eval_process import to_device
@@ -49,14 +50,15 @@ def update_with_tensor(digest, name, tensor):
 
 
 def cache_key(run, batches):
-    """sha256 of the teacher (class, config, parameters and buffers), every input tensor of every rank's batches
-    (not the gold labels: the teacher never reads them, so relabeled or partly unlabeled rows share a table), and the
-    settings that change the logits' rounding (precision, [CLS]-only last layer, device, world size, torch)."""
+    """sha256 of the teacher (class, config, parameters and buffers), every tensor the teacher reads in every rank's
+    batches with the rows' indices (not the gold labels, nor a student's own ids: relabeled rows, and students with
+    another tokenizer than the teacher's, share a table), and the settings that change the logits' rounding
+    (precision, [CLS]-only last layer, device, world size, torch)."""
     digest = hashlib.sha256()
     for batch in batches:
-        for name in sorted(batch):
-            if torch.is_tensor(batch[name]) and name != "labels":
-                update_with_tensor(digest, name, batch[name])
+        read = {**teacher_inputs(batch), "index": batch["index"]}
+        for name in sorted(read):
+            update_with_tensor(digest, name, read[name])
     shards = all_gather_objects(run.info, digest.hexdigest())
     model, config = run.model, run.config
     teacher = model.teacher

@@ -239,3 +239,28 @@ def test_disk_cache_misses_when_the_teacher_reads_another_tokenizer(tmp_path, ti
     run = disk_run(tmp_path, kd_text(other, tiny_data, "true", cache))
     teacher_logits(run)
     assert sum(calls) == 48 and len(list(cache.glob("*.pt"))) == 2
+
+
+def test_a_student_with_another_tokenizer_reads_the_table_of_the_teachers_own_vocabulary(tmp_path, tiny_model,
+                                                                                      tiny_data, monkeypatch):
+    """The key covers what the teacher reads: a student whose vocabulary differs from the teacher's (its batches carry
+    teacher_* ids beside its own) reads the table a same-vocabulary student's run wrote for that teacher."""
+    from tests.helpers import make_tokenizer
+    calls, cache = count_teacher_calls(monkeypatch), tmp_path / "logits"
+    first = teacher_logits(disk_run(tmp_path, kd_text(tiny_model, tiny_data, "true", cache)))
+    student = tmp_path / "student_other_vocab"
+    shutil.copytree(tiny_model, student)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (student / name).unlink(missing_ok=True)
+    words = list(json.loads((tiny_model / "tokenizer.json").read_text())["model"]["vocab"]) \
+        if (tiny_model / "tokenizer.json").is_file() else (tiny_model / "vocab.txt").read_text().split()
+    make_tokenizer(words[:5] + words[5:][::-1]).save_pretrained(student)
+    text = tiny_config_text(student, tiny_data, "kd", student={"num_layers": 1},
+                            distill={"teacher": str(tiny_model), "temperature": 2.0, "cache_teacher": "true",
+                                     "cache_dir": str(cache)}, train={"epoch": 3})
+    run = disk_run(tmp_path, text)
+    batch = next(iter(run.loaders["train"]))
+    assert "teacher_input_ids" in batch and not torch.equal(batch["teacher_input_ids"], batch["input_ids"])
+    calls.clear()
+    assert torch.equal(teacher_logits(run), first) and sum(calls) == 0
+    assert len(list(cache.glob("*.pt"))) == 1
