@@ -222,19 +222,24 @@ def test_a_warm_cache_gives_the_same_student_as_a_cold_one(tmp_path, tiny_model,
     assert students[0].keys() == students[1].keys() and all(torch.equal(students[0][k], students[1][k]) for k in students[0])
 
 
+def reversed_vocab_copy(model_dir, dest):
+    """The same weights with another vocabulary: the same words in another order (specials first, the words reversed)."""
+    from tests.helpers import make_tokenizer
+    shutil.copytree(model_dir, dest)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (dest / name).unlink(missing_ok=True)
+    words = list(json.loads((model_dir / "tokenizer.json").read_text())["model"]["vocab"]) \
+        if (model_dir / "tokenizer.json").is_file() else (model_dir / "vocab.txt").read_text().split()
+    make_tokenizer(words[:5] + words[5:][::-1]).save_pretrained(dest)
+    return dest
+
+
 def test_disk_cache_misses_when_the_teacher_reads_another_tokenizer(tmp_path, tiny_model, tiny_data, monkeypatch):
     """The same teacher weights with another vocabulary (the same words in another order): other input ids, another
     key, so a table made for one tokenizer is never read for the other."""
-    from tests.helpers import make_tokenizer
     calls, cache = count_teacher_calls(monkeypatch), tmp_path / "logits"
     teacher_logits(disk_run(tmp_path, kd_text(tiny_model, tiny_data, "true", cache)))
-    other = tmp_path / "teacher_other_vocab"
-    shutil.copytree(tiny_model, other)
-    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        (other / name).unlink(missing_ok=True)
-    words = list(json.loads((tiny_model / "tokenizer.json").read_text())["model"]["vocab"]) \
-        if (tiny_model / "tokenizer.json").is_file() else (tiny_model / "vocab.txt").read_text().split()
-    make_tokenizer(words[:5] + words[5:][::-1]).save_pretrained(other)  # specials first, the words reversed
+    other = reversed_vocab_copy(tiny_model, tmp_path / "teacher_other_vocab")
     calls.clear()
     run = disk_run(tmp_path, kd_text(other, tiny_data, "true", cache))
     teacher_logits(run)
@@ -245,16 +250,9 @@ def test_a_student_with_another_tokenizer_reads_the_table_of_the_teachers_own_vo
                                                                                       tiny_data, monkeypatch):
     """The key covers what the teacher reads: a student whose vocabulary differs from the teacher's (its batches carry
     teacher_* ids beside its own) reads the table a same-vocabulary student's run wrote for that teacher."""
-    from tests.helpers import make_tokenizer
     calls, cache = count_teacher_calls(monkeypatch), tmp_path / "logits"
     first = teacher_logits(disk_run(tmp_path, kd_text(tiny_model, tiny_data, "true", cache)))
-    student = tmp_path / "student_other_vocab"
-    shutil.copytree(tiny_model, student)
-    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        (student / name).unlink(missing_ok=True)
-    words = list(json.loads((tiny_model / "tokenizer.json").read_text())["model"]["vocab"]) \
-        if (tiny_model / "tokenizer.json").is_file() else (tiny_model / "vocab.txt").read_text().split()
-    make_tokenizer(words[:5] + words[5:][::-1]).save_pretrained(student)
+    student = reversed_vocab_copy(tiny_model, tmp_path / "student_other_vocab")
     text = tiny_config_text(student, tiny_data, "kd", student={"num_layers": 1},
                             distill={"teacher": str(tiny_model), "temperature": 2.0, "cache_teacher": "true",
                                      "cache_dir": str(cache)}, train={"epoch": 3})
