@@ -11,7 +11,8 @@ latency_ms, the median over a row's seeds); speed-up (teacher latency / the row'
 sample std (n - 1) over the seeds (default: the task's main metric, e.g. mcc for CoLA, as the teacher's evaluator
 names it in its config.ini, not the [train] metric that picked its checkpoint; without one, the first metric in its
 results.json); retained, the mean over seeds of student / teacher; seeds; the gain over the row named the twin by
---twin LABEL=TWIN_LABEL (difference of the means, points); --paper LABEL=TEXT. --plot OUT.png draws score against
+--twin LABEL=TWIN_LABEL (difference of the means, points, and in how many seeds it is ahead, the dirs paired in
+the order given, when both rows hold as many); --paper LABEL=TEXT. --plot OUT.png draws score against
 latency (log x), one marker per method with its std as error bar, written through a temp file then renamed.
 A missing folder or results.json, or a run without the metric, ends with one line naming the argument, exit 2."""
 import argparse
@@ -64,6 +65,14 @@ def summarise(label, runs, metric, teacher_score):
             "retained": statistics.mean(s / teacher_score for s in scores)}
 
 
+def ahead(scores, twin_scores):
+    """', ahead k/n': in how many seeds the method beat its twin, the seeds paired in the order given (the same
+    seed's runs); nothing when the two rows hold different numbers of seeds and cannot be paired."""
+    if len(scores) != len(twin_scores):
+        return ""
+    return f", ahead {sum(s > t for s, t in zip(scores, twin_scores))}/{len(scores)}"
+
+
 def table(rows, teacher, metric, twins, papers):
     """rows[0] is the teacher's: markdown lines."""
     cell = lambda x, fmt: "-" if x is None else format(x, fmt)
@@ -74,7 +83,7 @@ def table(rows, teacher, metric, twins, papers):
         speedup = teacher["latency"] / row["latency"] if teacher["latency"] and row["latency"] else None
         twin = by_label.get(twins.get(row["label"]))
         gain = (f"{statistics.mean(row['scores']) - statistics.mean(twin['scores']):+.2f} vs {twin['label']}"
-                if twin else "-")
+                f"{ahead(row['scores'], twin['scores'])}" if twin else "-")
         lines.append(f"| {row['label']} | {cell(row['params'], ',')} | {cell(row['latency'], '.2f')} | "
                      f"{cell(speedup, '.2f')}{'x' if speedup else ''} | {mean_std(row['scores'])} | "
                      f"{100 * row['retained']:.1f}% | {len(row['scores'])} | {gain} | {papers.get(row['label'], '')} |")

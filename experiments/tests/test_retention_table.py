@@ -44,6 +44,15 @@ def test_numbers_by_hand(runs, capsys):
     assert rows["twin"] == "| twin | 100 | 4.00 | 2.50x | 38.00 ± 3.00 | 76.0% | 3 | - |  |"
 
 
+def test_seeds_ahead_pair_the_dirs_in_order(tmp_path, capsys):
+    """kd 45, 40, 39 against twin 41, 42, 39: ahead in the first seed only (a tie is not ahead)."""
+    teacher = write_run(tmp_path / "teacher", {"mcc": 0.50}, 1000, 10.0)
+    kd = [write_run(tmp_path / f"kd_s{i}", {"mcc": m}, 100, 2.0) for i, m in enumerate([0.45, 0.40, 0.39])]
+    twin = [write_run(tmp_path / f"twin_s{i}", {"mcc": m}, 100, 2.0) for i, m in enumerate([0.41, 0.42, 0.39])]
+    main(["--teacher", teacher, "--row", "kd=" + ",".join(kd), "--row", "twin=" + ",".join(twin), "--twin", "kd=twin"])
+    assert "| +0.67 vs twin, ahead 1/3 |" in rows_of(capsys.readouterr().out)["kd"]  # (124 - 122) / 3
+
+
 def test_named_metric(runs, capsys):
     main(runs + ["--metric", "accuracy"])
     kd = rows_of(capsys.readouterr().out)["kd"]
