@@ -1,8 +1,9 @@
-"""Is bf16 autocast worth it on this CPU? Times one forward+backward of all-MiniLM-L6-v2 on a 64 x 20-token batch
-in fp32 and under bf16 autocast, alternating, so a user can check before setting `[train] precision = bf16`.
-With avx512_bf16/AMX oneDNN runs bf16 natively and it pays; without (AVX2 only) autocast emulates it.
+"""Is bf16 autocast worth it on this CPU? Times one forward+backward of a model (all-MiniLM-L6-v2 unless --model
+names another, e.g. all-mpnet-base-v2) on a 64 x 20-token batch in fp32 and under bf16 autocast, alternating, so a
+user can check before setting `[train] precision = bf16`. With avx512_bf16/AMX oneDNN runs bf16 natively and it pays;
+without (AVX2 only) autocast emulates it.
 
-    python benchmarks/bf16_step.py --threads 1 --repeats 2
+    python benchmarks/bf16_step.py --threads 1 --repeats 2 [--model all-mpnet-base-v2]
 """
 import argparse
 import time
@@ -22,11 +23,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2",
+                        help="a model name [model] pretrained accepts (installed, no download)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from pretrained.loading import resolve_model_path
     from transformers import AutoModel
-    model = AutoModel.from_pretrained(resolve_model_path("sentence-transformers/all-MiniLM-L6-v2"))
+    model = AutoModel.from_pretrained(resolve_model_path(args.model))
     ids = torch.randint(1000, 20000, (64, 20), generator=torch.Generator().manual_seed(0))
     from process.init_process import cpu_has_native_bf16
     print(f"cpu capability {torch.backends.cpu.get_cpu_capability()}, native bf16: {cpu_has_native_bf16()}")

@@ -44,7 +44,7 @@ def test_dry_graph_of_one_task_and_two_seeds(tmp_path):
     latency = graph["latency_s7_MRPC_cut4_kd"][1]
     assert latency.split()[1:] == ["test.py", "--checkpoint", str(tmp_path / "s7" / "MRPC" / "cut4_kd"), "--logdir",
                                    str(tmp_path / "latency" / "s7" / "MRPC" / "cut4_kd"), "--set",
-                                   "eval.latency_batches=50"]
+                                   "eval.latency_batches=50", "--set", "train.precision=fp32"]
     assert "--gpu" not in latency
 
 
@@ -98,6 +98,19 @@ def test_subsets_epochs_and_overrides_reach_the_right_runs(tmp_path):
     assert not any("hard_weight" in cmd for name, (_, cmd) in graph.items() if not name.endswith("_cut4_kd"))
 
 
+def test_bf16_reaches_every_training_job_and_latency_is_timed_in_fp32(tmp_path):
+    _, graph = dry("--tasks", "MRPC", "--seeds", "1", "--root", str(tmp_path), "--precision", "bf16",
+                   "--override", "cut4_kd:train.epoch=1")
+    for name, (_, cmd) in graph.items():
+        if name.startswith("latency_"):
+            assert cmd.endswith("--set train.precision=fp32") and "precision=bf16" not in cmd, name  # as deployed
+        else:
+            assert "--set train.precision=bf16" in cmd, name
+    assert graph["s1_MRPC_cut4_kd"][1].endswith("--set train.epoch=1")  # an override still comes last
+    _, plain = dry("--tasks", "MRPC", "--seeds", "1", "--root", str(tmp_path))
+    assert not any("precision=bf16" in cmd for _, cmd in plain.values())
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--only", "s1_MRPC_cut4kd"], "--only s1_MRPC_cut4kd: no such job (see --dry for the job names)"),
     (["--override", "cut4kd:train.epoch=1"], "--override cut4kd:train.epoch=1: no run 'cut4kd' in this graph"),
@@ -105,6 +118,7 @@ def test_subsets_epochs_and_overrides_reach_the_right_runs(tmp_path):
     (["--epochs", "MRPC=two"], "--epochs MRPC=two: expected TASK=N with a whole N >= 1"),
     (["--max_examples", "RTE=100"], "--max_examples RTE=100: expected TASK=N, TASK one of SST-2, MRPC, CoLA"),
     (["--general_steps", "0"], "--general_steps 0: expected a step count >= 1"),
+    (["--precision", "fp16"], "argument --precision: invalid choice: 'fp16'"),
 ])
 def test_bad_arguments_are_one_line_exit_2(tmp_path, extra, message):
     done = subprocess.run(SCRIPT + ["--tasks", "MRPC", "--seeds", "1", "--root", str(tmp_path), "--dry", *extra],
