@@ -6,6 +6,7 @@ another layout (e.g. MNLI subsets `index sentence1 sentence2 gold_label`) load t
 positions are used only for header-less CoLA.
 """
 
+import json
 from pathlib import Path
 from typing import NamedTuple, Optional
 
@@ -147,7 +148,20 @@ def read_augmented(config, task, label_list):
     if not path.is_file():
         raise DataError(f"{config.source('data', 'aug_file')}: [data] aug_file = {name}: {path} does not exist "
                         "(make it with tools/augment.py)")
+    every = config.get("data", "heldout_every")
+    if every and made_with(path).get("heldout_every") != every:
+        raise ConfigError(f"{config.source('data', 'aug_file')}: [data] aug_file = {name} was not made from the "
+                          f"training part alone (heldout_every = {every}): its copies may come from the held-out dev "
+                          f"rows; remake it with tools/augment.py --heldout_every {every}")
     return read_glue_tsv(path, task, label_list)
+
+
+def made_with(path):
+    """How tools/augment.py made an augmented file (its PATH.json), {} when it left no record."""
+    try:
+        return json.loads(Path(f"{path}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def read_transfer(config, task):

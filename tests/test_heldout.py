@@ -55,6 +55,31 @@ def test_another_valid_file_is_refused(tmp_path):
         GlueTSVDataset(config, "valid")
 
 
+def test_augmentation_never_copies_the_heldout_rows_and_an_unmarked_file_is_refused(tmp_path):
+    """TinyBERT/Tang augmentation of the train file would otherwise put copies of the dev rows into training."""
+    pytest.importorskip("tools.augment_tang")
+    from tools.augment import main as augment
+    cola_config(tmp_path, 3, rows=9)
+    (tmp_path / "train.tsv").write_text("".join(f"r{i}\t{i % 2}\t\tthe old film was very good and long {i}\n"
+                                                for i in range(9)))  # column 0 names the source row in each copy
+    out = tmp_path / "aug.tsv"
+    augment(["--task", "CoLA", "--input", str(tmp_path / "train.tsv"), "--method", "tang", "--n_aug", "4",
+             "--output", str(out), "--heldout_every", "3"])
+    sources = {line.split("\t")[0] for line in out.read_text().splitlines()}
+    assert sources == {"r0", "r1", "r3", "r4", "r6", "r7"}  # rows 2, 5, 8 are the dev rows: never copied
+    with_aug = cola_config(tmp_path, 3, rows=9, overrides=["data.use_aug=true", f"data.aug_file={out}"])
+    assert len(GlueTSVDataset(with_aug, "train")) == 6 + len(out.read_text().splitlines())
+    augment(["--task", "CoLA", "--input", str(tmp_path / "train.tsv"), "--method", "tang", "--n_aug", "2",
+             "--output", str(out)])  # the whole file: its record says heldout_every 0
+    with pytest.raises(ConfigError) as info:
+        GlueTSVDataset(with_aug, "train")
+    assert str(info.value).endswith(f"[data] aug_file = {out} was not made from the training part alone "
+                                    "(heldout_every = 3): its copies may come from the held-out dev rows; remake it "
+                                    "with tools/augment.py --heldout_every 3")
+    with pytest.raises(ConfigError, match=r"^--heldout_every 1: must be 0 \(the whole file\) or >= 2$"):
+        augment(["--task", "CoLA", "--input", str(tmp_path / "train.tsv"), "--method", "tang", "--heldout_every", "1"])
+
+
 @pytest.mark.parametrize("value", ["1", "-1"])
 def test_out_of_range_is_one_line(value):
     with pytest.raises(ConfigError) as info:

@@ -324,7 +324,7 @@ def test_augment_writes_wellformed_deterministic_rows_with_source_labels(tmp_pat
                     "--batch_size", 3)
     text = (tmp_path / "a" / "aug.tsv").read_text()
     assert text == (tmp_path / "b.tsv").read_text()  # same seed: same file, whatever the MLM batch size
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["aug.tsv"]  # no temp file left behind
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["aug.tsv", "aug.tsv.json"]  # no temp file left behind
     lines = text.splitlines()
     assert lines[0] == "sentence\tlabel" and len(lines) > 1 + 30 * 8
     replaced = total = 0

@@ -35,6 +35,7 @@ seeded by (seed, line, column). --method tang draws Tang et al. 2019 copies inst
 (tools/augment_tang.py; no MLM needed). Bad input: one line naming the file (and line), exit code 2.
 """
 import argparse
+import json
 import os
 import random
 import re
@@ -75,13 +76,15 @@ def match_case(candidate, word):
 
 
 # ---------------------------------------------------------------- reading and writing GLUE TSVs
-def read_rows(path, task, max_examples=0):
+def read_rows(path, task, max_examples=0, heldout_every=0):
     """(header line or None, [(lineno, fields, label)], text column indices) of a labelled GLUE TSV.
-    The file is validated by the project's reader first, so malformed rows fail as file:line."""
+    The file is validated by the project's reader first, so malformed rows fail as file:line. heldout_every > 0:
+    only the training part of the file (dataset/heldout.py's rule, as [data] heldout_every reads it), then the cap."""
     from dataset.glue_tsv import read_glue_tsv, task_spec
+    from dataset.heldout import split_rows
     from dataset.text_lines import iter_lines
     spec = task_spec(task)
-    examples = read_glue_tsv(path, task, max_examples=max_examples)
+    examples = read_glue_tsv(path, task, max_examples=0 if heldout_every else max_examples)
     if examples[0]["label"] is None:
         raise DataError(f"{path}: no '{spec.label}' column; augment a labelled training file")
     header, rows = None, []
@@ -97,7 +100,15 @@ def read_rows(path, task, max_examples=0):
         rows.append((lineno, fields))
         if len(rows) == len(examples):
             break
+    if heldout_every:
+        rows = split_rows(rows, heldout_every, "train")
+        rows = rows[:max_examples] if max_examples else rows
     return header, rows, columns
+
+
+def provenance_path(output):
+    """Where augment.py records how an augmented file was made (dataset/glue_tsv.py reads heldout_every there)."""
+    return Path(f"{output}.json")
 
 
 def write_atomic(path, lines):
@@ -319,6 +330,8 @@ def check_args(args):
         raise ConfigError(f"--batch_size {args.batch_size}: must be >= 1")
     if args.max_examples < 0:
         raise ConfigError(f"--max_examples {args.max_examples}: must be >= 0")
+    if args.heldout_every < 0 or args.heldout_every == 1:
+        raise ConfigError(f"--heldout_every {args.heldout_every}: must be 0 (the whole file) or >= 2")
     if args.method == "tinybert" and not args.mlm:
         raise ConfigError("--mlm: required for --method tinybert "
                           "(an HF *ForMaskedLM checkpoint, e.g. runs/general/mlm_head)")
@@ -367,6 +380,9 @@ def parse_args(argv=None):
     parser.add_argument("--columns", choices=("both", "a"), default="both",
                         help="pair tasks: augment both texts (each in turn) or the first only")
     parser.add_argument("--max_examples", type=int, default=0, help="augment only the first N rows (0 = all)")
+    parser.add_argument("--heldout_every", type=int, default=0,
+                        help="the task's [data] heldout_every: augment only the rows it trains on, never the held-out "
+                             "dev rows (recorded beside --output in OUTPUT.json; the dataset checks it)")
     parser.add_argument("--batch_size", type=int, default=64, help="masked variants per MLM forward pass")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--gpu", type=int, default=None, help="CUDA device for the MLM; omit for CPU")
@@ -378,12 +394,15 @@ def main(argv=None):
     check_args(args)
     from dataset.glue_tsv import task_spec
     task_spec(args.task)  # unknown task names fail here, listing the known ones
-    header, rows, columns = read_rows(args.input, args.task, args.max_examples)
+    header, rows, columns = read_rows(args.input, args.task, args.max_examples, args.heldout_every)
     if args.columns == "a":
         columns = columns[:1]
     output = args.output or str(Path("runs") / "aug" / args.task / "train_aug.tsv")
     lines = augment_rows(rows, columns, make_copier(args), progress=lambda msg: print(f"augment: {msg}", flush=True))
     write_atomic(output, ([header] if header is not None else []) + lines)
+    made = {"input": str(args.input), "task": args.task, "heldout_every": args.heldout_every,
+            "max_examples": args.max_examples, "method": args.method, "n_aug": args.n_aug, "seed": args.seed}
+    write_atomic(provenance_path(output), [json.dumps(made, indent=1)])
     print(f"{output}: {len(lines)} augmented rows from {len(rows)} rows of {args.input}")
     return output
 
