@@ -20,6 +20,7 @@ from process.embedding_cache import cached_embeddings, read_stored_table, store_
 from process.eval_process import to_device
 from process.init_process import IndexedDataset, text_length
 from utils.logging import get_logger
+from utils.memory import peak_rss_mb
 from utils.paths import resolve
 
 FORMAT = 1
@@ -130,6 +131,6 @@ def build_teacher_cache(run):
     start = time.perf_counter()
     run.model.set_teacher_cache(teacher_logits(run).to(run.info.device))
     spent = time.perf_counter() - start
-    get_logger(run.info.rank).info("teacher logits cached for %d training examples in %.1f s",
-                                   len(run.datasets["train"]), spent)
+    get_logger(run.info.rank).info("teacher logits cached for %d training examples in %.1f s (peak RSS so far %.0f MiB)",
+                                   len(run.datasets["train"]), spent, peak_rss_mb())
     return spent

@@ -19,6 +19,7 @@ from process.progress import ProgressLine
 from process.eval_process import autocast, evaluate, to_device
 from process.run_dir import MetricsLog, export_student
 from utils.logging import get_logger
+from utils.memory import peak_rss_mb
 from efficiency.perf import Throughput
 
 
@@ -300,8 +301,9 @@ class TrainLoop:
         """The rest of the current epoch (from the sampler position a resumed run left off at)."""
         state = self.state
         self.sampler.set_epoch(state["epoch"])
-        micro = state["batches_in_epoch"]
+        micro = first = state["batches_in_epoch"]
         self.sampler.skip(micro * self.batch_size)
+        began = time.perf_counter()
         for batch in self.loader:
             micro += 1
             self.perf.count(batch)
@@ -310,6 +312,8 @@ class TrainLoop:
             if sync and self.step(stop, micro):
                 break
         self.perf.stop()
+        self.logger.info("epoch %d: %d batches in %.1f s wall, evaluations inside it included (peak RSS so far %.0f MiB)",
+                         state["epoch"], micro - first, time.perf_counter() - began, peak_rss_mb())
         if not self.done or micro >= self.micro_per_epoch:
             self.end_epoch()
         self.perf.mark = time.perf_counter()
