@@ -11,7 +11,9 @@ embedding (Distilled-BiLSTM, the ELMo student), on parameters, encoding speed, S
 
 Rows: the teacher first (--teacher: a SentenceTransformer folder, a run directory whose student/ is one, or a name
 pretrained/loading.py resolves offline, e.g. the packaged all-MiniLM-L6-v2), then every --m2v LABEL=DIR,
---run LABEL=RUN_DIR and --clf LABEL=RUN_DIR in the order given on the command line. A --clf RUN_DIR is a
+--run LABEL=RUN_DIR, --fast LABEL=RUN_DIR (the same student folder, encoded by deploy/static_encoder.py instead of
+sentence-transformers: the same embeddings, less work per sentence) and --clf LABEL=RUN_DIR in the order given on
+the command line. A --clf RUN_DIR is a
 single-sentence word-level classifier run of train.py (distilled_bilstm, bilstm, elmo_bilstm, elmo_bilstm_cls; an
 ltd classifier too), loaded by predict.py's load_run: its config.ini and best checkpoint, its words rebuilt from
 the run's training split.
@@ -57,8 +59,10 @@ import numpy as np
 
 BATCH = 64
 LR = {"C": 1.0, "max_iter": 1000, "random_state": 0}
-KINDS = {"teacher": "teacher", "model2vec": "Model2Vec", "run": "run", "classifier": "word-level classifier"}
-ARGS = {"teacher": "--teacher", "model2vec": "--m2v", "run": "--run", "classifier": "--clf"}  # kind -> its argument
+KINDS = {"teacher": "teacher", "model2vec": "Model2Vec", "run": "run", "fast": "run, our encoder",
+         "classifier": "word-level classifier"}
+ARGS = {"teacher": "--teacher", "model2vec": "--m2v", "run": "--run", "fast": "--fast",
+        "classifier": "--clf"}  # kind -> its argument
 
 
 @dataclass
@@ -124,7 +128,7 @@ def model_rows(models):
         label, path = split_spec(arg, spec)
         need_dir(arg, spec, path)
         row = Row(label, kind, spec, path)
-        if kind == "run":
+        if kind in ("run", "fast"):
             student = Path(path) / "student"
             if not (student / "modules.json").is_file():
                 fail(arg, spec, f"no such file {student / 'modules.json'} (a sentence-transformers student: ltd and "
@@ -150,12 +154,12 @@ def own_head(arg, spec, run_dir, metric):
 
 
 def attach_sst2_runs(rows, specs):
-    """--sst2_run LABEL=RUN_DIR (or LABEL alone: that --run's own directory) onto the --run row of that label."""
-    runs = {row.label: row for row in rows if row.kind == "run"}
+    """--sst2_run LABEL=RUN_DIR (or LABEL alone: that --run's own directory) onto the --run / --fast row of that label."""
+    runs = {row.label: row for row in rows if row.kind in ("run", "fast")}
     for spec in specs:
         label, sep, path = spec.partition("=")
         if label not in runs:
-            fail("--sst2_run", spec, f"no --run row labelled {label}")
+            fail("--sst2_run", spec, f"no --run or --fast row labelled {label}")
         path = path if sep else str(Path(runs[label].path).parent)
         need_dir("--sst2_run", spec, path)
         runs[label].sst2_run = Path(path)
@@ -204,6 +208,16 @@ def load_model(row):
     """Set row.encode / params / width."""
     if row.kind == "classifier":
         return load_classifier(row)
+    if row.kind == "fast":
+        from deploy.static_encoder import StaticEncoder
+        from utils.errors import ConfigError
+        try:
+            model = StaticEncoder(row.path, remember=0)  # no round reuses the word splits an earlier round made
+        except ConfigError as err:
+            fail("--fast", row.spec, str(err))
+        row.params, row.width = model.num_parameters(), model.width
+        row.encode = lambda texts: model.encode(list(texts), batch_size=BATCH).numpy()
+        return
     if row.kind == "model2vec":
         try:
             from model2vec import StaticModel
@@ -389,6 +403,9 @@ def parse_args(argv=None):
                         metavar="LABEL=DIR", help="Model2Vec model folders")
     parser.add_argument("--run", dest="models", nargs="+", action=InOrder, const="run", default=[],
                         metavar="LABEL=RUN_DIR", help="run directories with a sentence-transformers student/")
+    parser.add_argument("--fast", dest="models", nargs="+", action=InOrder, const="fast", default=[],
+                        metavar="LABEL=RUN_DIR", help="a --run folder encoded by deploy/static_encoder.py (the same "
+                        "embeddings, without sentence-transformers' per-batch work)")
     parser.add_argument("--clf", dest="models", nargs="+", action=InOrder, const="classifier", default=[],
                         metavar="LABEL=RUN_DIR", help="single-sentence word-level classifier runs (Distilled-BiLSTM, "
                         "the ELMo student): SST-2 from their own head")
@@ -433,8 +450,9 @@ def measure(args):
         dev = read_tsv("--sst2_dev", args.sst2_dev, ("sentence", "label"))
     for row in rows:
         load_model(row)
-        if row.kind in ("run", "classifier"):
-            row.numbers["run_results_metrics"] = run_results(Path(row.path).parent if row.kind == "run" else row.path)
+        if row.kind in ("run", "fast", "classifier"):
+            row.numbers["run_results_metrics"] = run_results(Path(row.path).parent if row.kind != "classifier"
+                                                             else row.path)
     sentences = [s for pair in zip(stsb["sentence1"], stsb["sentence2"]) for s in pair][:args.n_sentences]
     settings = {"threads": args.threads, "batch_size": BATCH, "n_sentences": len(sentences), "rounds": args.rounds,
                 "warmup": args.warmup, "timer": "time.perf_counter, models interleaved round-robin",

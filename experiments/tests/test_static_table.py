@@ -144,6 +144,21 @@ def test_quality_columns_parameters_and_row_order(setup, capsys):
     assert not list(out.parent.glob(".*"))  # the temp file was renamed over OUT
 
 
+def test_a_fast_row_is_the_same_student_through_our_encoder(setup):
+    """--fast: the run's folder encoded by deploy/static_encoder.py: the same parameters and scores as its --run row."""
+    tmp_path, argv = setup
+    out = tmp_path / "fast.json"
+    static_table.main(argv + ["--fast", f"ltd_fast={tmp_path / 'run_ltd'}", "--sst2_run", f"ltd_fast={tmp_path / 'run_ltd'}",
+                              "--skip_speed", "--sst2_max_train", "6", "--json", str(out)])
+    models = {m["label"]: m for m in json.loads(out.read_text())["models"]}
+    fast, run = models["ltd_fast"], models["ltd"]
+    assert (fast["kind"], fast["params"], fast["width"]) == ("fast", 6 * 4, 4)
+    assert fast["stsb_spearman"] == pytest.approx(by_hand_spearman(SWAPPED_COS_RANKS, GOLD_RANKS)) == run["stsb_spearman"]
+    assert fast["sst2_accuracy"] == run["sst2_accuracy"] == 81.25
+    with pytest.raises(SystemExit, match=r"^--fast t=.*teacher: no such file .*student/modules.json"):
+        static_table.main(argv + ["--fast", f"t={tmp_path / 'teacher'}", "--skip_speed", "--skip_sst2"])
+
+
 @pytest.mark.skipif(not HAVE_M2V, reason="model2vec is not installed (pip install model2vec==0.10.0)")
 def test_model2vec_row(setup):
     """Model2Vec: parameters = embedding rows x width; Spearman and LR accuracy as for the other models."""
