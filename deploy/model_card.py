@@ -114,7 +114,10 @@ def _how_to_load_own(run_dir, student, path):
     if (student / "modules.json").is_file():
         lines += ["Its sentence embedding loads without this project's code:", "", "```python",
                   "from sentence_transformers import SentenceTransformer", f"encoder = SentenceTransformer({path})",
-                  'embeddings = encoder.encode(["what a lovely film"])', "```", ""]
+                  'embeddings = encoder.encode(["what a lovely film"])', "```", "",
+                  "The same embeddings several times faster (docs/RESULTS.md, static students), from the repository:",
+                  "", "```python", "from deploy.static_encoder import StaticEncoder",
+                  f"embeddings = StaticEncoder({path}).encode([\"what a lovely film\"])", "```", ""]
     return lines
 
 

@@ -207,7 +207,9 @@ def test_load_commands_for_a_word_level_student(tmp_path):
     assert f"python predict.py --run {json.dumps(str(run))} --input texts.txt" in card
     assert "AutoModel" not in card and "AutoTokenizer" not in card and "SentenceTransformer" not in card
     (run / "student" / "modules.json").write_text("[]")
-    assert f"SentenceTransformer({json.dumps(str(run / 'student'))})" in write_model_card(run).read_text()
+    card = write_model_card(run).read_text()
+    assert f"SentenceTransformer({json.dumps(str(run / 'student'))})" in card
+    assert f"StaticEncoder({json.dumps(str(run / 'student'))}).encode(" in card
 
 
 def test_a_held_out_split_is_named_on_the_card(tmp_path):
