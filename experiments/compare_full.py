@@ -221,13 +221,22 @@ def launch(job, root, gpu):
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log
 
 
-def run_graph(jobs, root, parallel, gpu):
+def drop_step_checkpoints(run_dir):
+    """A finished run's step-N.pt files (and their older sidecars) are only for resuming it: gone, best.pt and the
+    student export stay (what later jobs, test.py and the tables read). An MPNet run's step files are 1.3 GB each."""
+    from process.checkpoint import checkpoints_in, manifest_of
+    for path in checkpoints_in(run_dir):
+        path.unlink(missing_ok=True)
+        manifest_of(path).unlink(missing_ok=True)
+
+
+def run_graph(jobs, root, parallel, gpu, prune_done=False):
     """Start every job whose dependencies are done, at most `parallel` at once; a failed job's dependants
-    are skipped. Writes done/<job> (with its seconds) on success."""
+    are skipped. Writes done/<job> (with its seconds) on success; prune_done: then drops its step checkpoints."""
     (root / "logs").mkdir(parents=True, exist_ok=True)
     (root / "done").mkdir(parents=True, exist_ok=True)
     done = {j.name for j in jobs if (root / "done" / j.name).is_file()}
-    failed, running = set(), {}
+    failed, running, by_name = set(), {}, {j.name: j for j in jobs}
     pending = [j for j in jobs if j.name not in done]
     while pending or running:
         for name, (proc, log, start) in list(running.items()):
@@ -239,6 +248,8 @@ def run_graph(jobs, root, parallel, gpu):
             if proc.returncode == 0:
                 done.add(name)
                 (root / "done" / name).write_text(f"{seconds:.0f}\n")
+                if prune_done and by_name[name].resumable:
+                    drop_step_checkpoints(by_name[name].logdir)
                 print(f"done   {name} ({seconds:.0f} s)", flush=True)
             else:
                 failed.add(name)
@@ -290,6 +301,8 @@ def add_graph_arguments(parser, root):
     parser.add_argument("--gpu", default=None, help="GPU id passed to every train.py (omit: CPU)")
     parser.add_argument("--only", nargs="*", default=None, help="run only these jobs (and what they need)")
     parser.add_argument("--dry", action="store_true", help="print the jobs and exit")
+    parser.add_argument("--prune_done", action="store_true",
+                        help="delete a training job's step checkpoints once it is done (best.pt and student/ stay)")
 
 
 def execute(parser, args, jobs, overrides):
@@ -307,7 +320,7 @@ def execute(parser, args, jobs, overrides):
         for job in jobs:
             print(job.name, "<-", ",".join(job.deps) or "-", "|", shlex.join(job.cmd))
         return
-    failed = run_graph(jobs, Path(args.root), args.jobs, args.gpu)
+    failed = run_graph(jobs, Path(args.root), args.jobs, args.gpu, args.prune_done)
     sys.exit(1 if failed else 0)
 
 

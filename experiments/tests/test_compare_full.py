@@ -45,6 +45,28 @@ def test_runner_skips_dependants_of_a_failure_and_marks_done(tmp_path):
     assert (tmp_path / "root" / "logs" / "a.log").read_text().count("$ ") == 1
 
 
+def test_prune_done_keeps_best_and_the_export_and_only_for_finished_training_jobs(tmp_path):
+    py = sys.executable
+    for run in ("train", "failed", "latency"):
+        (tmp_path / run / "checkpoints").mkdir(parents=True)
+        (tmp_path / run / "student").mkdir()
+        for name in ("step-0000010.pt", "step-0000020.pt", "step-0000010.pt.json", "best.pt"):
+            (tmp_path / run / "checkpoints" / name).write_text("x")
+    jobs = [compare_full.Job("train", [py, "-c", "pass"], tmp_path / "train"),
+            compare_full.Job("failed", [py, "-c", "raise SystemExit(1)"], tmp_path / "failed"),
+            compare_full.Job("latency", [py, "-c", "pass"], tmp_path / "latency", resumable=False)]
+    compare_full.run_graph(jobs, tmp_path / "root", 1, None, prune_done=True)
+    kept = {run: sorted(p.name for p in (tmp_path / run / "checkpoints").iterdir()) for run in ("train", "failed", "latency")}
+    assert kept["train"] == ["best.pt"] and (tmp_path / "train" / "student").is_dir()
+    everything = ["best.pt", "step-0000010.pt", "step-0000010.pt.json", "step-0000020.pt"]
+    assert kept["failed"] == everything  # a failed run resumes from them
+    assert kept["latency"] == everything  # not a training job of its own
+    (tmp_path / "root" / "done" / "train").unlink()
+    (tmp_path / "train" / "checkpoints" / "step-0000030.pt").write_text("x")
+    compare_full.run_graph(jobs[:1], tmp_path / "root", 1, None)  # without the flag nothing is deleted
+    assert sorted(p.name for p in (tmp_path / "train" / "checkpoints").iterdir()) == ["best.pt", "step-0000030.pt"]
+
+
 def test_unlabeled_variants_give_each_twin_the_methods_step_count(tmp_path):
     from init.config import load_config
     from utils.paths import data_file
