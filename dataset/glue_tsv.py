@@ -156,10 +156,15 @@ def read_augmented(config, task, label_list):
     return read_glue_tsv(path, task, label_list)
 
 
+def aug_record_path(aug_file):
+    """Where tools/augment.py records how it made an augmented file: AUG_FILE.json beside it."""
+    return Path(f"{aug_file}.json")
+
+
 def made_with(path):
-    """How tools/augment.py made an augmented file (its PATH.json), {} when it left no record."""
+    """How tools/augment.py made an augmented file, {} when it left no record."""
     try:
-        return json.loads(Path(f"{path}.json").read_text(encoding="utf-8"))
+        return json.loads(aug_record_path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
 

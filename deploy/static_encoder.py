@@ -50,18 +50,19 @@ class StaticEncoder:
             else:
                 raise ConfigError(f"{folder}/modules.json: module {module['type']} is not one a static encoder has "
                                   "(StaticEmbedding, Dense, Normalize)")
-        self.fast = is_bert_wordpiece(self.tokenizer)
+        state = json.loads(self.tokenizer.to_str())
+        self.fast = is_bert_wordpiece(state)
         # tokenizers matches added tokens ([CLS], [MASK], ...) in the raw text before normalising: such a text
         # takes the library's path
-        added = [t["content"].lower() for t in json.loads(self.tokenizer.to_str()).get("added_tokens") or []]
+        added = [t["content"].lower() for t in state.get("added_tokens") or []]
         self.added = re.compile("|".join(map(re.escape, added))) if added else None
         self.memo = {w: [i] for w, i in self.tokenizer.get_vocab().items() if not w.startswith("##")} if self.fast else {}
         self.vocab_words, self.remember = len(self.memo), remember
 
     def ids(self, text):
         """The tokenizer's ids of one text, without special tokens."""
-        lowered = text.lower()
-        if self.fast and ASCII_SAFE.fullmatch(text) and not (self.added and self.added.search(lowered)):
+        lowered = text.lower() if self.fast and ASCII_SAFE.fullmatch(text) else None
+        if lowered is not None and not (self.added and self.added.search(lowered)):
             out = []
             for word in ASCII_WORDS.findall(lowered):
                 pieces = self.memo.get(word)
@@ -117,9 +118,9 @@ def read_dense(path):
     return (weights["linear.weight"], weights.get("linear.bias")), activations[name]
 
 
-def is_bert_wordpiece(tokenizer):
-    """The layout the ASCII path reproduces: WordPiece under a lowercasing BertNormalizer and BertPreTokenizer."""
-    state = json.loads(tokenizer.to_str())
+def is_bert_wordpiece(state):
+    """The layout the ASCII path reproduces (state: the tokenizer's JSON): WordPiece under a lowercasing
+    BertNormalizer and BertPreTokenizer."""
     normalizer, pre, model = state.get("normalizer") or {}, state.get("pre_tokenizer") or {}, state.get("model") or {}
     return (model.get("type") == "WordPiece" and pre.get("type") == "BertPreTokenizer"
             and normalizer.get("type") == "BertNormalizer" and normalizer.get("lowercase") is True

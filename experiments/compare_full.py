@@ -223,11 +223,10 @@ def launch(job, root, gpu):
 
 def drop_step_checkpoints(run_dir):
     """A finished run's step-N.pt files (and their older sidecars) are only for resuming it: gone, best.pt and the
-    student export stay (what later jobs, test.py and the tables read). An MPNet run's step files are 1.3 GB each."""
-    from process.checkpoint import checkpoints_in, manifest_of
+    student export stay (what later jobs, test.py and the tables read). An MPNet run's are 1.22 GiB each."""
+    from process.checkpoint import checkpoints_in, delete_checkpoint
     for path in checkpoints_in(run_dir):
-        path.unlink(missing_ok=True)
-        manifest_of(path).unlink(missing_ok=True)
+        delete_checkpoint(path)
 
 
 def run_graph(jobs, root, parallel, gpu, prune_done=False):

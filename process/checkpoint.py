@@ -214,11 +214,16 @@ def checkpoints_in(directory):
     return [p for _, p in sorted(found)]
 
 
+def delete_checkpoint(path):
+    """A step checkpoint and the sidecar of the older format, if any."""
+    path.unlink(missing_ok=True)
+    manifest_of(path).unlink(missing_ok=True)
+
+
 def prune(directory, keep):
     """Keep the newest `keep` checkpoints (all when keep <= 0), and sweep the temp files of interrupted saves."""
     for path in checkpoints_in(directory)[:-keep] if keep > 0 else []:
-        path.unlink(missing_ok=True)
-        manifest_of(path).unlink(missing_ok=True)
+        delete_checkpoint(path)
     remove_stale_temps(directory)
 
 

@@ -106,11 +106,6 @@ def read_rows(path, task, max_examples=0, heldout_every=0):
     return header, rows, columns
 
 
-def provenance_path(output):
-    """Where augment.py records how an augmented file was made (dataset/glue_tsv.py reads heldout_every there)."""
-    return Path(f"{output}.json")
-
-
 def write_atomic(path, lines):
     """Write all lines to a temp file beside `path`, then rename it into place."""
     path = Path(path)
@@ -392,7 +387,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     check_args(args)
-    from dataset.glue_tsv import task_spec
+    from dataset.glue_tsv import aug_record_path, task_spec
     task_spec(args.task)  # unknown task names fail here, listing the known ones
     header, rows, columns = read_rows(args.input, args.task, args.max_examples, args.heldout_every)
     if args.columns == "a":
@@ -402,7 +397,7 @@ def main(argv=None):
     write_atomic(output, ([header] if header is not None else []) + lines)
     made = {"input": str(args.input), "task": args.task, "heldout_every": args.heldout_every,
             "max_examples": args.max_examples, "method": args.method, "n_aug": args.n_aug, "seed": args.seed}
-    write_atomic(provenance_path(output), [json.dumps(made, indent=1)])
+    write_atomic(aug_record_path(output), [json.dumps(made, indent=1)])  # the dataset checks heldout_every there
     print(f"{output}: {len(lines)} augmented rows from {len(rows)} rows of {args.input}")
     return output
 
