@@ -1,6 +1,7 @@
-"""The static-students table as one job graph: every run of docs/RESULTS.md's "Static students" section (teachers, the
-biLM, Distilled-BiLSTM, `ltd`, `ltd_embedding`, the ELMo student, 3 seeds) as plain train.py commands, then the
-table (experiments/compare_full.py runs the graph: finished jobs are skipped, unfinished ones resume).
+"""The static-students table as one job graph: every run of docs/RESULTS.md's "Static and recurrent students"
+section (teachers, the biLM, Distilled-BiLSTM, `ltd`, `ltd_embedding`, the ELMo student, 3 seeds) as plain train.py
+commands, then the table (experiments/compare_full.py runs the graph: finished jobs are skipped, unfinished ones
+resume).
 
   python experiments/static_runs.py --jobs 2 [--m2v_python .venv-model2vec/bin/python] [--dry]
   python experiments/static_runs.py --table [--speed]   # quality rows, then (--speed) the one timed run
