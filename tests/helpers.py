@@ -1,6 +1,7 @@
 """Test helpers: a tiny random BERT (teacher/pretrained stand-in), its word-level tokenizer, and a
 tiny synthetic sentiment dataset. Everything is built in-process; nothing is downloaded."""
 import random
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,6 +11,19 @@ REPO = Path(__file__).resolve().parents[1]
 POS = ["good", "great", "fine", "lovely", "superb", "fun"]
 NEG = ["bad", "awful", "poor", "boring", "dull", "weak"]
 FILLER = ["the", "movie", "was", "plot", "acting", "really", "quite", "a", "story", "and", "very", "film"]
+
+
+def checkout_files():
+    """The checkout's own files, relative to REPO: tracked, and untracked ones git does not ignore (no virtualenv,
+    e.g. the Model2Vec peer's .venv-model2vec, nor run output); outside git, everything but those."""
+    try:
+        out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                             capture_output=True, check=True).stdout.decode()
+        return [name for name in out.split("\0") if name]
+    except (OSError, subprocess.CalledProcessError):
+        skip = {".git", "runs", "__pycache__", ".pytest_cache"}
+        return [str(p.relative_to(REPO)) for p in REPO.rglob("*") if p.is_file() and not skip & set(p.relative_to(REPO).parts)
+                and not p.relative_to(REPO).parts[0].startswith(".venv")]
 
 
 def make_tokenizer(words):

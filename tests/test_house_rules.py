@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import checkout_files
+
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("dataset", "formatter", "pretrained", "model", "efficiency", "evaluator", "init", "optim_scheduler",
             "process", "utils", "tools", "experiments", "benchmarks", "deploy")
@@ -82,17 +84,6 @@ def test_no_import_circle(graph):
     assert circles == []
 
 
-def project_python_files():
-    """The checkout's own .py files: what git tracks or would add, so no virtualenv beside .venv (e.g. the Model2Vec
-    peer's .venv-model2vec, whose packages hold non-UTF-8 sources) or run output is read as ours."""
-    try:
-        out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "*.py"], cwd=REPO,
-                             capture_output=True, check=True).stdout.decode()
-        return [REPO / name for name in out.split("\0") if name and (REPO / name).is_file()]
-    except (OSError, subprocess.CalledProcessError):  # not a git checkout: skip hidden folders (.git, .venv*)
-        return [p for p in REPO.rglob("*.py") if not p.relative_to(REPO).parts[0].startswith(".")]
-
-
 def test_loop_reads_methods_only_through_declared_members():
     """No getattr/hasattr on a model in process/ or the efficiency report, no private model state outside model/."""
     bad = []
@@ -102,7 +93,7 @@ def test_loop_reads_methods_only_through_declared_members():
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr")
                     and "model" in ast.get_source_segment(source, node.args[0])):
                 bad.append(f"{path.relative_to(REPO)}:{node.lineno}")
-    for path in project_python_files():
+    for path in (REPO / name for name in checkout_files() if name.endswith(".py")):
         if path.parts[len(REPO.parts)] not in ("model", "tests") and "_frozen" in path.read_text():
             bad.append(f"{path.relative_to(REPO)}: _frozen")
     assert bad == []

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import checkout_files
+
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 MAX_LINES = 150
@@ -53,13 +55,7 @@ def config_value(blocks, key):
 
 def copy_repository(dest):
     """The checkout's files (tracked, and untracked ones git does not ignore) copied under dest."""
-    try:
-        out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                             capture_output=True, check=True).stdout.decode()
-        names = [name for name in out.split("\0") if name]
-    except (OSError, subprocess.CalledProcessError):  # not a git checkout: everything but outputs and environments
-        skip = {".git", ".venv", "runs", "__pycache__", ".pytest_cache"}
-        names = [str(p.relative_to(REPO)) for p in REPO.rglob("*") if p.is_file() and not skip & set(p.relative_to(REPO).parts)]
+    names = checkout_files()
     for name in names:
         source = REPO / name
         if source.is_file():  # a tracked file deleted in the working tree is listed too
