@@ -64,18 +64,18 @@ def minilm_folder():
 def table_argvs(root, seeds):
     """static_table.py's arguments: the quality rows (every seed), then the speed run (the first seed's folders)."""
     r, s1 = Path(root), seeds[0]
+
+    def rows(label, task, run, among=seeds):
+        return [f"{label} s{s}={r / f's{s}' / task / run}" for s in among]
     m2v = [f"Model2Vec PCA 256={r / 'm2v' / 'pca256'}", f"Model2Vec, no PCA={r / 'm2v' / 'full'}"]
-    quality = ["--m2v", *m2v, "--run", *[f"ltd_embedding s{s}={r / f's{s}' / 'STS-B' / 'ltd_embedding'}" for s in seeds],
-               *[f"ltd (SST-2) s{s}={r / f's{s}' / 'SST-2' / 'ltd'}" for s in seeds],
-               "--sst2_run", *[f"ltd (SST-2) s{s}={r / f's{s}' / 'SST-2' / 'ltd'}" for s in seeds],
-               "--clf", *[f"Distilled-BiLSTM s{s}={r / f's{s}' / 'SST-2' / 'distilled_bilstm'}" for s in seeds],
-               *[f"elmo_bilstm s{s}={r / f's{s}' / 'SST-2' / 'elmo_bilstm'}" for s in seeds],
-               "--clf_stsb", *[f"elmo_bilstm s{s}={r / f's{s}' / 'STS-B' / 'elmo_bilstm'}" for s in seeds],
+    ltd = rows("ltd (SST-2)", "SST-2", "ltd")
+    quality = ["--m2v", *m2v, "--run", *rows("ltd_embedding", "STS-B", "ltd_embedding"), *ltd, "--sst2_run", *ltd,
+               "--clf", *rows("Distilled-BiLSTM", "SST-2", "distilled_bilstm"), *rows("elmo_bilstm", "SST-2", "elmo_bilstm"),
+               "--clf_stsb", *rows("elmo_bilstm", "STS-B", "elmo_bilstm"),
                "--skip_speed", "--sst2_max_train", "20000", "--threads", "1", "--json", str(r / "table_quality.json")]
-    fast = [f"ltd_embedding s{s1}={r / f's{s1}' / 'STS-B' / 'ltd_embedding'}", f"ltd (SST-2) s{s1}={r / f's{s1}' / 'SST-2' / 'ltd'}"]
+    fast = rows("ltd_embedding", "STS-B", "ltd_embedding", [s1]) + rows("ltd (SST-2)", "SST-2", "ltd", [s1])
     speed = ["--m2v", *m2v, "--run", *fast, "--fast", *[spec.replace("=", ", our encoder=", 1) for spec in fast],
-             "--clf", f"Distilled-BiLSTM s{s1}={r / f's{s1}' / 'SST-2' / 'distilled_bilstm'}",
-             f"elmo_bilstm s{s1}={r / f's{s1}' / 'SST-2' / 'elmo_bilstm'}",
+             "--clf", *rows("Distilled-BiLSTM", "SST-2", "distilled_bilstm", [s1]), *rows("elmo_bilstm", "SST-2", "elmo_bilstm", [s1]),
              "--skip_sst2", "--threads", "2", "--n_sentences", "1024", "--rounds", "10", "--json", str(r / "table_speed.json")]
     return quality, speed
 
