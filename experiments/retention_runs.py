@@ -4,6 +4,7 @@ commands (experiments/compare_full.py runs it: finished jobs are skipped, unfini
 
   python experiments/retention_runs.py --tasks SST-2 MRPC CoLA --seeds 1 2 3 [--max_examples SST-2=8000] [--dry]
   python experiments/retention_runs.py --table --tasks SST-2 MRPC CoLA --seeds 1 2 3     # one table per task
+      [--extra cut6_kd_transfer=cut6_twin]   # a run made outside the graph (train.py into s<SEED>/<TASK>/RUN)
 
 Runs (KD / twin; the twins never meet the teacher):
   cut6_kd / cut6_twin      6 x 768: the fine-tuned teacher's layers 1, 3, ..., 11 / the same layers of pretrained MPNet
@@ -14,7 +15,8 @@ Runs (KD / twin; the twins never meet the teacher):
 Layout under --root (default runs/retention): teachers/<TASK>, general/tinybert, s<SEED>/<TASK>/<run>,
 latency/<same paths>, logs/, done/. Training runs skip latency; after every training job, one at a time, test.py
 re-tests the teachers and the first seed's runs on CPU with batch-1 latency into latency/ (a run's latency depends on
-its shape, not its seed; timed alone, not beside other jobs nor on a GPU). --table reads those, else the runs.
+its shape, not its seed; timed alone, not beside other jobs nor on a GPU), then the other seeds' runs in fp32 without
+timing. --table reads those, else the runs.
 """
 import argparse
 import shlex
@@ -95,16 +97,20 @@ def latency_dir(root, run_dir):
 
 
 def latency_jobs(root, jobs, first_seed):
-    """test.py on CPU with batch-1 latency for each teacher and each run of the first seed, into latency/: a chain that
-    starts when every training job is done, so each model is timed with nothing else of the graph running."""
-    timed = [j for j in jobs if "--do_test" in j.cmd and (j.name.endswith("_teacher") or j.name.startswith(f"s{first_seed}_"))]
+    """test.py on CPU, fp32 (the model as deployed), of every tested run into latency/: the teachers and the first
+    seed's runs one at a time with batch-1 latency, a chain that starts when every training job is done, so each
+    model is timed with nothing else of the graph running; then the other seeds' runs without timing, so every
+    score in a table comes from the same precision (a bf16-trained run's own test ran under bf16 autocast)."""
+    tested = [j for j in jobs if "--do_test" in j.cmd]
+    timed = [j for j in tested if j.name.endswith("_teacher") or j.name.startswith(f"s{first_seed}_")]
     out, previous = [], [j.name for j in jobs]
-    for job in timed:
-        where = latency_dir(root, job.logdir)
+    for job in timed + [j for j in tested if j not in timed]:
+        where, time_it = latency_dir(root, job.logdir), job in timed
         cmd = [sys.executable, "test.py", "--checkpoint", str(job.logdir), "--logdir", str(where),
-               "--set", f"eval.latency_batches={LATENCY_EXAMPLES}", "--set", "train.precision=fp32"]
-        out.append(Job(f"latency_{job.name}", cmd, where, previous, resumable=False))
-        previous = [out[-1].name]
+               "--set", f"eval.latency_batches={LATENCY_EXAMPLES if time_it else 0}", "--set", "train.precision=fp32"]
+        out.append(Job(f"{'latency' if time_it else 'fp32'}_{job.name}", cmd, where, previous, resumable=False))
+        if time_it:
+            previous = [out[-1].name]
     return out
 
 
@@ -116,18 +122,21 @@ def finished(root, run_dir):
     return None
 
 
-def table_argv(root, task, seeds):
-    """retention_table.py's arguments for one task: the finished seeds of each run, twins and papers where present."""
+def table_argv(root, task, seeds, extra=()):
+    """retention_table.py's arguments for one task: the finished seeds of each run, twins and papers where present.
+    extra: (RUN, TWIN) pairs of runs made outside the graph under s<SEED>/<TASK>/RUN (TWIN: one of PAIRS' twins),
+    e.g. a student with a transfer set; a task without such a run leaves it out, as an unfinished run."""
     teacher = root / "teachers" / task
     argv, present = ["--teacher", str(finished(root, teacher) or teacher)], set()
-    for run in (name for pair in PAIRS for name in pair):
+    pairs = PAIRS + tuple(extra)
+    for run in dict.fromkeys(name for pair in pairs for name in pair):
         dirs = [str(d) for seed in seeds if (d := finished(root, root / f"s{seed}" / task / run))]
         if dirs:
             argv += ["--row", f"{run}={','.join(dirs)}"]
             present.add(run)
         else:
             print(f"retention_runs: {task} {run}: no finished run yet, left out", file=sys.stderr)
-    argv += [f"--twin={kd}={twin}" for kd, twin in PAIRS if {kd, twin} <= present]
+    argv += [f"--twin={kd}={twin}" for kd, twin in pairs if {kd, twin} <= present]
     argv += [f"--paper={run}={text}" for run, text in PAPERS.items() if run in present]
     return argv + ["--plot", str(root / f"retention_{task}.png")]
 
@@ -147,12 +156,21 @@ def main():
                         help="training precision of every training job (bf16: CPUs with avx512_bf16/AMX, or a GPU); "
                              "the latency re-test always runs fp32, the model as deployed")
     parser.add_argument("--table", action="store_true", help="print each task's retention table from --root and exit")
+    parser.add_argument("--extra", nargs="*", default=[], metavar="RUN=TWIN",
+                        help="with --table: a run made outside the graph under s<SEED>/<TASK>/RUN, set beside TWIN")
     add_graph_arguments(parser, "runs/retention")
     args = parser.parse_args()
     root = Path(args.root)
+    if args.extra and not args.table:
+        parser.error("--extra: only with --table (the graph never runs those runs)")
     if args.table:
+        twins = {twin for _, twin in PAIRS}
+        extra = [item.partition("=")[::2] for item in args.extra]
+        for item, (run, twin) in zip(args.extra, extra):
+            if not run or twin not in twins:
+                parser.error(f"--extra {item}: expected RUN=TWIN, TWIN one of {', '.join(sorted(twins))}")
         for task in args.tasks:
-            argv = table_argv(root, task, args.seeds)
+            argv = table_argv(root, task, args.seeds, extra)
             print(f"\n## {task}\n\n$ python experiments/retention_table.py {shlex.join(argv)}\n", flush=True)
             retention_table.main(argv)
         return

@@ -27,7 +27,8 @@ def test_dry_graph_of_one_task_and_two_seeds(tmp_path):
     order, graph = dry("--tasks", "MRPC", "--seeds", "7", "8", "--root", str(tmp_path))
     training = ["MRPC_teacher", "general_tinybert"] + [f"s{s}_MRPC_{run}" for s in (7, 8) for run in STUDENTS]
     timed = ["MRPC_teacher"] + [f"s7_MRPC_{run}" for run in STUDENTS]  # the first seed's runs only
-    assert order == training + [f"latency_{name}" for name in timed]  # the teacher first
+    untimed = [f"s8_MRPC_{run}" for run in STUDENTS]  # the other seeds: re-tested in fp32, not timed
+    assert order == training + [f"latency_{name}" for name in timed] + [f"fp32_{name}" for name in untimed]
     deps = {name: graph[name][0] for name in order}
     for seed in (7, 8):
         s = f"s{seed}_MRPC_"
@@ -46,6 +47,12 @@ def test_dry_graph_of_one_task_and_two_seeds(tmp_path):
                                    str(tmp_path / "latency" / "s7" / "MRPC" / "cut4_kd"), "--set",
                                    "eval.latency_batches=50", "--set", "train.precision=fp32"]
     assert "--gpu" not in latency
+    for name in untimed:  # after the last timing, two at a time under --jobs 2: nothing is timed any more
+        assert deps[f"fp32_{name}"] == f"latency_{timed[-1]}"
+    assert graph["fp32_s8_MRPC_cut4_kd"][1].split()[1:] == [
+        "test.py", "--checkpoint", str(tmp_path / "s8" / "MRPC" / "cut4_kd"), "--logdir",
+        str(tmp_path / "latency" / "s8" / "MRPC" / "cut4_kd"), "--set", "eval.latency_batches=0", "--set",
+        "train.precision=fp32"]
 
 
 def resolved(job):
@@ -102,7 +109,7 @@ def test_bf16_reaches_every_training_job_and_latency_is_timed_in_fp32(tmp_path):
     _, graph = dry("--tasks", "MRPC", "--seeds", "1", "--root", str(tmp_path), "--precision", "bf16",
                    "--override", "cut4_kd:train.epoch=1")
     for name, (_, cmd) in graph.items():
-        if name.startswith("latency_"):
+        if name.startswith(("latency_", "fp32_")):
             assert cmd.endswith("--set train.precision=fp32") and "precision=bf16" not in cmd, name  # as deployed
         else:
             assert "--set train.precision=bf16" in cmd, name
@@ -119,6 +126,7 @@ def test_bf16_reaches_every_training_job_and_latency_is_timed_in_fp32(tmp_path):
     (["--max_examples", "RTE=100"], "--max_examples RTE=100: expected TASK=N, TASK one of SST-2, MRPC, CoLA"),
     (["--general_steps", "0"], "--general_steps 0: expected a step count >= 1"),
     (["--precision", "fp16"], "argument --precision: invalid choice: 'fp16'"),
+    (["--extra", "cut6_kd_transfer=cut6_twin"], "--extra: only with --table (the graph never runs those runs)"),
 ])
 def test_bad_arguments_are_one_line_exit_2(tmp_path, extra, message):
     done = subprocess.run(SCRIPT + ["--tasks", "MRPC", "--seeds", "1", "--root", str(tmp_path), "--dry", *extra],
@@ -221,3 +229,24 @@ def test_a_teacher_and_its_4_layer_student_end_to_end(tmp_path, monkeypatch):
     student = json.loads((root / "s1" / "SST-2" / "cut4_kd" / "results.json").read_text())
     assert teacher["params"] == mpnet_params(12) == 109_488_002 and student["params"] == mpnet_params(4)
     assert student["metrics"]["examples"] == 12 and 0 <= student["metrics"]["accuracy"] <= 1
+
+
+def test_a_run_made_outside_the_graph_joins_the_table_beside_its_twin(tmp_path):
+    for seed in (1, 2):
+        write_run(tmp_path / f"s{seed}" / "SST-2" / "cut6_twin", 0.80, 500)
+        write_run(tmp_path / f"s{seed}" / "SST-2" / "cut6_kd_transfer", 0.82, 500)
+    argv = retention_runs.table_argv(tmp_path, "SST-2", [1, 2], [("cut6_kd_transfer", "cut6_twin")])
+    runs = ",".join(str(tmp_path / f"s{seed}" / "SST-2" / "cut6_kd_transfer") for seed in (1, 2))
+    assert argv[argv.index(f"cut6_kd_transfer={runs}") - 1] == "--row"
+    assert "--twin=cut6_kd_transfer=cut6_twin" in argv
+    assert "--twin=cut6_kd=cut6_twin" not in argv  # cut6_kd itself never ran here
+    assert retention_runs.table_argv(tmp_path, "CoLA", [1], [("cut6_kd_transfer", "cut6_twin")])[2:] == [
+        "--plot", str(tmp_path / "retention_CoLA.png")]  # a task without it: left out, as an unfinished run
+
+
+def test_a_bad_extra_run_is_one_line_exit_2(tmp_path):
+    done = subprocess.run(SCRIPT + ["--table", "--tasks", "SST-2", "--root", str(tmp_path), "--extra", "cut6_kd_transfer=twin"],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().endswith("--extra cut6_kd_transfer=twin: expected RUN=TWIN, TWIN one of cut4_twin, "
+                                        "cut6_twin, minilm_twin, tiny4_twin"), done.stderr
