@@ -26,6 +26,13 @@ def checkout_files():
                 and not p.relative_to(REPO).parts[0].startswith(".venv")]
 
 
+def job_config(job):
+    """The config a job-graph train.py job would run (experiments/compare_full.Job): its --config with its --set items."""
+    from init.config import load_config
+    cmd = job.cmd
+    return load_config(REPO / cmd[cmd.index("--config") + 1], [cmd[i + 1] for i, c in enumerate(cmd) if c == "--set"])
+
+
 def make_tokenizer(words):
     """A BERT WordPiece tokenizer over exactly these words (transformers 5 takes the vocab as a dict)."""
     from transformers import BertTokenizer

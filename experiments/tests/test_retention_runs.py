@@ -9,7 +9,7 @@ import pytest
 from experiments import compare_full, retention_runs, retention_table
 from init.config import load_config
 from model.parts.layer_map import select_layers
-from tests.helpers import NEG, POS, REPO
+from tests.helpers import NEG, POS, REPO, job_config
 
 SCRIPT = [sys.executable, str(REPO / "experiments" / "retention_runs.py")]
 STUDENTS = ("cut6_kd", "cut6_twin", "cut4_kd", "cut4_twin", "minilm_kd", "minilm_twin", "tiny4_kd", "tiny4_twin")
@@ -55,13 +55,6 @@ def test_dry_graph_of_one_task_and_two_seeds(tmp_path):
         "train.precision=fp32"]
 
 
-def resolved(job):
-    """The config a train.py job would run: its --config with its --set items."""
-    cmd = job.cmd
-    sets = [cmd[i + 1] for i, c in enumerate(cmd) if c == "--set"]
-    return load_config(REPO / cmd[cmd.index("--config") + 1], sets)
-
-
 def test_each_run_trains_the_student_it_names(tmp_path):
     jobs = {j.name: j for j in retention_runs.task_jobs(tmp_path, "CoLA", [3], 4, 500)}
     teacher, tiny = str(tmp_path / "teachers" / "CoLA"), str(tmp_path / "general" / "tinybert")
@@ -78,7 +71,7 @@ def test_each_run_trains_the_student_it_names(tmp_path):
     }
     assert set(jobs) == set(expected)
     for name, want in expected.items():
-        config = resolved(jobs[name])
+        config = job_config(jobs[name])
         got = (config.get("model", "model_name"), config.get("model", "pretrained"), config.get("student", "init_from"),
                config.get("student", "num_layers"), config.get("student", "layer_select"),
                config.get("distill", "teacher") if config.get("model", "model_name") == "kd" else "",
@@ -87,7 +80,7 @@ def test_each_run_trains_the_student_it_names(tmp_path):
         assert config.get("data", "max_examples") == 500 and config.get("data", "heldout_every") == 10, name
         assert config.get("train", "epoch") == (3 if name == "CoLA_teacher" else 4), name  # the teacher: its config's
     assert select_layers(12, 6, "uniform") == [1, 3, 5, 7, 9, 11] and select_layers(12, 4, "uniform") == [2, 5, 8, 11]
-    general = resolved(retention_runs.general_job(tmp_path, 123))
+    general = job_config(retention_runs.general_job(tmp_path, 123))
     assert (general.get("model", "model_name"), general.get("tinybert", "stage"), general.get("student", "init_from"),
             general.get("student", "num_layers"), general.get("student", "hidden_size"),
             general.get("student", "num_attention_heads"), general.get("student", "intermediate_size"),

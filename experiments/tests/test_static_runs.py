@@ -4,17 +4,9 @@ import subprocess
 import sys
 
 from experiments import static_runs, static_table
-from init.config import load_config
-from tests.helpers import REPO
+from tests.helpers import REPO, job_config
 
 SCRIPT = [sys.executable, str(REPO / "experiments" / "static_runs.py")]
-
-
-def resolved(job):
-    """The config a train.py job would run: its --config with its --set items."""
-    cmd = job.cmd
-    sets = [cmd[i + 1] for i, c in enumerate(cmd) if c == "--set"]
-    return load_config(REPO / cmd[cmd.index("--config") + 1], sets)
 
 
 def test_the_bilm_starts_first_and_every_student_waits_for_what_it_reads(tmp_path):
@@ -45,16 +37,16 @@ def test_each_run_reads_the_teacher_and_bilm_of_this_root_at_the_stated_budget(t
         "s2_SST-2_ltd": ("ltd", sst2, None, 3),
     }
     for name, (model, teacher, pretrained, epochs) in expected.items():
-        config = resolved(jobs[name])
+        config = job_config(jobs[name])
         assert config.get("model", "model_name") == model, name
         assert config.get("distill", "teacher") == teacher, name
         if pretrained:
             assert config.get("model", "pretrained") == pretrained, name
         assert config.get("train", "epoch") == epochs, name
         assert jobs[name].cmd[jobs[name].cmd.index("--seed") + 1] == "2"
-    embedding = resolved(jobs["s2_STS-B_ltd_embedding"])
+    embedding = job_config(jobs["s2_STS-B_ltd_embedding"])
     assert (embedding.get("model", "model_name"), embedding.get("train", "epoch")) == ("ltd_embedding", 10)
-    assert resolved(jobs["elmo_lm"]).get("train", "max_steps") == 3000
+    assert job_config(jobs["elmo_lm"]).get("train", "max_steps") == 3000
     assert "m2v_pca256" not in jobs  # no Model2Vec venv named, no peer jobs
 
 
