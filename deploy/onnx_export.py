@@ -1,7 +1,8 @@
 """The exported student as deployable files: ONNX (fp32), ONNX int8 and a torch int8 copy.
 
 Classifiers export their logits; sentence encoders export the pooled sentence embedding (mean over the real tokens,
-then L2 normalisation when the model's sentence-transformers files end with a Normalize module), so a deployment
+then its Dense projection when its sentence-transformers files have one, then L2 normalisation when they end with
+a Normalize module), so a deployment
 gets what `SentenceTransformer.encode` returns without re-writing the pooling.
 
 - ONNX: torch.onnx.export's TorchScript tracer (`dynamo=False`), dynamic batch and sequence axes, opset 17. The
@@ -51,11 +52,13 @@ def load_student(student_dir, kind):
 
 class Deployed(nn.Module):
     """One tensor out of positional tensor inputs: the logits of a classifier, or the mean-pooled (and, where the
-    model does, normalised) embedding of an encoder. What the ONNX file computes and what parity compares."""
+    model does, projected by its Dense and normalised) embedding of an encoder. What the ONNX file computes and what
+    parity compares."""
 
-    def __init__(self, model, kind, input_names, normalise=False):
+    def __init__(self, model, kind, input_names, normalise=False, dense=None):
         super().__init__()
         self.model, self.kind, self.input_names, self.normalise = model, kind, tuple(input_names), normalise
+        self.dense = dense
 
     def forward(self, *tensors):
         inputs = dict(zip(self.input_names, tensors))
@@ -64,6 +67,8 @@ class Deployed(nn.Module):
             return out.logits
         mask = inputs["attention_mask"].unsqueeze(-1).to(out.last_hidden_state.dtype)
         pooled = (out.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        if self.dense is not None:
+            pooled = self.dense(pooled)
         return nn.functional.normalize(pooled, dim=-1) if self.normalise else pooled
 
 

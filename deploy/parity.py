@@ -21,6 +21,7 @@ import torch
 from deploy.onnx_export import (Deployed, export_onnx, input_names, load_student, normalises, onnx_session,
                                 quantize_onnx, quantize_torch, student_kind)
 from efficiency.counts import BATCH, MIN_CPU_SHARE, paired_latency
+from pretrained.loading import load_sentence_dense
 from utils.paths import swap_in
 from utils.errors import ConfigError, KDWorkerError
 
@@ -141,7 +142,7 @@ def build_variants(deployed, folder, threads):
     """Write the three exports into `folder`; the four variants that run them. Session threads = torch's."""
     names = list(deployed.input_names)
     positional = lambda module: (lambda **kw: module(*[kw[n] for n in names]))
-    quantized = Deployed(quantize_torch(deployed.model), deployed.kind, names, deployed.normalise).eval()
+    quantized = Deployed(quantize_torch(deployed.model), deployed.kind, names, deployed.normalise, deployed.dense).eval()
     torch.save(quantized.model.state_dict(), folder / "torch_int8.pt")
     sessions = {}
     for name, file in (("onnx", "model.onnx"), ("onnx_int8", "model_int8.onnx")):
@@ -207,7 +208,9 @@ def export_run(run_dir, split="valid", max_metric_drop=None, threads=None):
     from transformers import AutoTokenizer
     tokenizer = AutoTokenizer.from_pretrained(str(student_dir))
     model = load_student(student_dir, kind)
-    deployed = Deployed(model, kind, input_names(model, tokenizer.model_input_names), normalises(student_dir)).eval()
+    dense = load_sentence_dense(student_dir) if kind == "encoder" else None  # a projection to the teacher's width
+    deployed = Deployed(model, kind, input_names(model, tokenizer.model_input_names), normalises(student_dir),
+                        dense).eval()
     examples = dev_examples(config, split)
     if not examples:
         raise ConfigError(f"[data] {split}_file: no examples to check the export on")

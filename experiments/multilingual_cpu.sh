@@ -7,7 +7,8 @@
 #            rec_bottle_ce -> rec_bottle_mse
 # Every stage gets the same extra --set overrides (the budget), and stage 4 also STAGE4_EPOCHS when set (the
 # authors give stage 4 three times mul_mse's epochs: 60 against 20); a stage whose train_summary.json exists (train.py
-# writes it last, after the test) is skipped, so the command resumes. The table: python experiments/multilingual_table.py --root ROOT
+# writes it last, after the test) is skipped, and one cut off resumes from its last step checkpoint (add
+# --set train.save_steps=N for some inside an epoch), so the command resumes. The table: python experiments/multilingual_table.py --root ROOT
 # bf16 autocast doubles a CPU with AVX512-BF16's throughput here (mul_mse: 76 against 41 pairs/s on 2 threads) and
 # reproduces the fp32 scores to 0.1 point (docs/RESULTS.md):
 #   STAGE4_EPOCHS=3 bash experiments/multilingual_cpu.sh runs/multilingual/minilm --set data.max_examples=30000 --set train.epoch=1 --set train.precision=bf16
@@ -28,6 +29,7 @@ run_stage() {  # run_stage NAME [extra train.py args]
     local dir=$root/$stage test=(--do_test)
     [[ $stage == bottle_distill ]] && test=()  # stage 2 has no sentence-level test; its export feeds stage 3
     if [[ -f $dir/train_summary.json ]]; then echo "$stage: done earlier"; return; fi
+    compgen -G "$dir/checkpoints/step-*.pt" > /dev/null && test+=(--checkpoint "$dir")  # a stage cut off: go on from it
     python train.py --config "$(config_of "$stage")" --logdir "$dir" "${test[@]}" "$@"
 }
 

@@ -158,6 +158,12 @@ class DistillModel(nn.Module):
     def student_model(self):
         return unwrap(self.student)
 
+    def deployed_params(self):
+        """Parameters of what the export ships: the student, plus any head that ships with it (a sentence student's
+        projection to its teacher's width); training-only heads (TinyBERT's width maps) are not counted."""
+        from efficiency.counts import count_params
+        return count_params(self.student_model())
+
     def heads_state(self):
         """State of the registered modules other than the student (empty for most methods)."""
         return {k: v for k, v in self.state_dict().items() if not k.startswith("student.")}

@@ -52,7 +52,7 @@ def efficiency(run, split):
     when there is one, timed side by side on the same examples (efficiency/counts.py paired_latency); flagged
     unreliable when the process got too little of its cores while timing."""
     model = run.model
-    report = {"params": count_params(model.student_model()), "embedding_params": embedding_params(model.student_model())}
+    report = {"params": model.deployed_params(), "embedding_params": embedding_params(model.student_model())}
     if model.teacher is not None:
         report["teacher_params"] = count_params(model.teacher)
         report["teacher_embedding_params"] = embedding_params(model.teacher)

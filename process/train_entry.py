@@ -59,7 +59,7 @@ def train_run(config, info, logdir, checkpoint=None, do_test=False, overwrite=Fa
         run.datasets["test"] = build_dataset(config, "test")
         run.loaders["test"], _ = build_loader(config, "test", run.datasets["test"], info, config.get("train", "seed"),
                                               run.word_vocab)
-    student_params = count_params(run.model.student_model())
+    student_params = run.model.deployed_params()
     if info.is_main:
         open_run_dir(run, logdir, texts, overwrite)
     barrier(info)

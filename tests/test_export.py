@@ -120,17 +120,19 @@ def test_a_run_without_a_classifier_export_is_a_one_line_error(tmp_path):
         export_run(tmp_path)
 
 
-@pytest.mark.parametrize("model_name", ["mul_mse", "bottle_distill"])
-def test_sentence_encoder_exports_what_sentence_transformers_encodes(tmp_path, model_name):
-    """A multilingual student (plain BERT, or Ding et al.'s bottleneck student with its model code in the folder):
-    the ONNX file returns SentenceTransformer(DIR/student).encode's embedding, and parity scores every variant with
-    the run's own multilingual evaluator (teacher side computed once)."""
+@pytest.mark.parametrize("model_name,teacher_width", [("mul_mse", 32), ("bottle_distill", 32), ("mul_mse", 48)])
+def test_sentence_encoder_exports_what_sentence_transformers_encodes(tmp_path, model_name, teacher_width):
+    """A multilingual student (plain BERT, or Ding et al.'s bottleneck student with its model code in the folder,
+    or a student projected to a wider teacher by a Dense module): the ONNX file returns
+    SentenceTransformer(DIR/student).encode's embedding, and parity scores every variant with the run's own
+    multilingual evaluator (teacher side computed once)."""
     import onnxruntime as ort
     from sentence_transformers import SentenceTransformer
     from deploy.parity import export_run
     from tests.test_multilingual import ml_text, write_encoder, write_parallel
     enc, par = write_encoder(tmp_path / "enc"), write_parallel(tmp_path / "par")
-    text = ml_text(enc, par, model_name, tmp_path / "cache", train={"epoch": 1})
+    teacher = enc if teacher_width == 32 else write_encoder(tmp_path / "wide", hidden=teacher_width, seed=1)
+    text = ml_text(enc, par, model_name, tmp_path / "cache", train={"epoch": 1}, distill={"teacher": str(teacher)})
     run = train_tiny(tmp_path, model_name, text)[1]
     record = export_run(run)
     assert record["output"] == "sentence embedding" and record["metric"] == "accuracy"
@@ -141,7 +143,7 @@ def test_sentence_encoder_exports_what_sentence_transformers_encodes(tmp_path, m
     session = ort.InferenceSession(str(run / "export" / "model.onnx"), providers=["CPUExecutionProvider"])
     feed = {k: v for k, v in tokenized(run, texts).items() if k in {i.name for i in session.get_inputs()}}
     got = session.run(None, {k: v.numpy() for k, v in feed.items()})[0]
-    assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-4
+    assert got.shape == expected.shape == (2, teacher_width) and np.abs(got - expected).max() < 1e-4
 
 
 def test_a_distilled_classifier_exports_without_its_teacher(tmp_path, tiny_model, tiny_data):

@@ -246,6 +246,59 @@ def test_normalising_teacher_makes_the_student_normalise_and_mul_mse_start_at_ze
     assert not init_all(load_config(tmp_path / "c2.config"), DistInfo(), "train").model.normalize  # mean pooling only
 
 
+def test_wider_teacher_gets_a_projection_that_trains_ships_as_dense_and_carries_to_the_next_stage(tmp_path, enc, par):
+    """A 32-wide student under a 48-wide teacher (as a 384-wide MiniLM under all-mpnet-base-v2's 768): mean pooling,
+    then a learned linear map to 48, then the MSE; the export is Transformer -> Pooling -> Dense, and the next stage
+    starts its projection from that Dense. A Dense of the wrong shape is a one-line error."""
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoModel
+    from process.init_process import init_all
+    wide = write_encoder(tmp_path / "wide", hidden=48, heads=2, seed=1)
+    config = load_config_text(tmp_path, ml_text(enc, par, "mul_mse", tmp_path / "cache", distill={"teacher": str(wide)}))
+    run = init_all(config, DistInfo(), "train")
+    model = run.model
+    build_teacher_cache(run)
+    model.train()
+    batch = next(iter(run.loaders["train"]))
+    out = model(batch)
+    W, b = model.projection.weight.detach(), model.projection.bias.detach()
+    assert W.shape == (48, 32) and "projection.weight" in model.trainable_state()["heads"]
+    assert model.deployed_params() == sum(p.numel() for p in model.student.parameters()) + 48 * 32 + 48
+
+    def by_hand(prefix):
+        mask = batch[prefix + "attention_mask"].unsqueeze(-1).float()
+        hidden = model.student(input_ids=batch[prefix + "input_ids"], attention_mask=batch[prefix + "attention_mask"],
+                               token_type_ids=batch[prefix + "token_type_ids"]).last_hidden_state
+        return ((hidden * mask).sum(1) / mask.sum(1)) @ W.T + b
+    t = torch.stack([model.embed_texts([run.datasets["train"].texts[int(i)]])[0] for i in batch["src_text_id"]])
+    assert t.shape[1] == 48
+    assert out["loss_en"].item() == pytest.approx(((by_hand("") - t) ** 2).mean().item(), rel=1e-4)
+    assert out["loss_mul"].item() == pytest.approx(((by_hand("tgt_") - t) ** 2).mean().item(), rel=1e-4)
+    out["loss"].backward()
+    assert model.projection.weight.grad.abs().sum() > 0
+
+    export = tmp_path / "export"
+    model.eval()
+    model.export(export, run.tokenizer)
+    st = SentenceTransformer(str(export), device="cpu")
+    assert [type(m).__name__ for m in st] == ["Transformer", "Pooling", "Dense"]
+    enc_ = run.tokenizer(["the dog runs", "der hund läuft"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = AutoModel.from_pretrained(str(export)).eval()(**enc_).last_hidden_state
+        mask = enc_["attention_mask"].unsqueeze(-1).float()
+        expected = ((hidden * mask).sum(1) / mask.sum(1)) @ W.T + b
+    assert torch.allclose(st.encode(["the dog runs", "der hund läuft"], convert_to_tensor=True), expected, atol=1e-5)
+
+    stage2 = init_all(load_config_text(tmp_path, ml_text(export, par, "bottle_distill", tmp_path / "cache",
+                                                         distill={"teacher": str(wide)})), DistInfo(), "train").model
+    assert torch.equal(stage2.projection.weight.detach(), W) and torch.equal(stage2.projection.bias.detach(), b)
+    with pytest.raises(ConfigError, match=r"x.config:\d+: \[model\] pretrained ends in a Dense 32 -> 48, but the student "
+                                          r"is 32 wide and the teacher's embedding 32$") as err:
+        init_all(load_config_text(tmp_path, ml_text(export, par, "mul_mse", tmp_path / "cache",
+                                                    distill={"teacher": str(enc)})), DistInfo(), "train")
+    assert "\n" not in str(err.value)
+
+
 def test_stage3_targets_are_each_sentence_own_teacher_embedding(tmp_path, enc, par):
     from process.init_process import init_all
     (tmp_path / "c.config").write_text(ml_text(enc, par, "rec_bottle_distill", tmp_path / "cache"))

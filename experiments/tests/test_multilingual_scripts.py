@@ -130,6 +130,9 @@ def test_cpu_script_chains_the_stages_and_gives_stage4_its_epochs(tmp_path):
     env = {**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}", "CALLS": str(tmp_path / "calls"),
            "STAGE4_EPOCHS": "3"}
     root = tmp_path / "r"
+    (root / "mse" / "checkpoints").mkdir(parents=True)  # stage 1 cut off after a step checkpoint: it goes on from it
+    (root / "mse" / "checkpoints" / "step-0000100.pt").touch()
+    (root / "bottle_distill").mkdir()  # stage 2 cut off before its first checkpoint: it starts afresh
     subprocess.run(["bash", str(REPO / "experiments" / "multilingual_cpu.sh"), str(root), "--set", "train.epoch=1"],
                    cwd=REPO, env=env, check=True, capture_output=True)
     calls = {line.split("--logdir ")[1].split()[0].rsplit("/", 1)[-1]: line
@@ -137,6 +140,8 @@ def test_cpu_script_chains_the_stages_and_gives_stage4_its_epochs(tmp_path):
     assert sorted(calls) == sorted(["mse", "bottle_distill", "rec_bottle_distill", "teacher_direct", "student_direct",
                                     "rec_bottle_mcl", "rec_bottle_bool", "rec_bottle_ce", "rec_bottle_mse"])
     assert "config/multilingual/student_direct.config" in calls["student_direct"]
+    assert [stage for stage in calls if "--checkpoint" in calls[stage]] == ["mse"]
+    assert f"--checkpoint {root}/mse " in calls["mse"]
     assert f"distill.teacher={root}/mse" in calls["rec_bottle_distill"]
     assert f"model.pretrained={root}/rec_bottle_distill" in calls["rec_bottle_ce"]
     for stage in ("mse", "bottle_distill", "rec_bottle_distill"):

@@ -18,7 +18,7 @@ from torch import nn
 
 from model.base import DistillModel, teacher_inputs
 from pretrained.fingerprint import file_fingerprint
-from pretrained.loading import load_encoder, load_tokenizer, resolve_model_path
+from pretrained.loading import load_encoder, load_sentence_dense, load_tokenizer, resolve_model_path
 from model.parts.loss import bool_sim_loss, hidden_mse_loss, in_batch_ce_loss, mcl_loss
 from model.parts.recurrent_student import build_recurrent_student, drop_pooler
 from efficiency.counts import count_params
@@ -95,12 +95,10 @@ class SentenceDistill(DistillModel):
         self.check_monolingual(config)
         teacher = load_sentence_teacher(config)
         self.set_teacher(teacher)
-        source = load_encoder(resolve_model_path(config.get("model", "pretrained")), "[model] pretrained")
+        source_path = resolve_model_path(config.get("model", "pretrained"))
+        source = load_encoder(source_path, "[model] pretrained")
         self.student = self.make_student(source, config)
-        width = self.student.config.hidden_size
-        if width != teacher.width:
-            raise ConfigError(f"[model] pretrained: student width {width} differs from the teacher's embedding width "
-                              f"{teacher.width}; the MSE to the teacher needs equal widths")
+        self.projection = make_projection(self.student.config.hidden_size, teacher.width, source_path, config)
         self.max_length = config.get("data", "max_seq_length")
         # the student ends as the teacher does: with a normalising teacher the MSE then compares unit vectors
         # (not the student's raw mean-pooled scale against unit targets), and a student started from the
@@ -130,6 +128,8 @@ class SentenceDistill(DistillModel):
     def encode(self, batch, prefix=""):
         inputs = {k: batch[prefix + k] for k in SIDES if prefix + k in batch}
         pooled = mean_pool(self.student(**inputs).last_hidden_state, inputs["attention_mask"])
+        if self.projection is not None:
+            pooled = self.projection(pooled)
         return F.normalize(pooled, dim=-1) if self.normalize else pooled
 
     # --- teacher table -------------------------------------------------------------------------------
@@ -183,12 +183,38 @@ class SentenceDistill(DistillModel):
         return {"logits": torch.cat([s_src, s_tgt, t_src], dim=-1), "loss": hidden_mse_loss(s_src, t_src)}
 
     # --- export ----------------------------------------------------------------------------------------
+    def deployed_params(self):
+        return super().deployed_params() + (count_params(self.projection) if self.projection is not None else 0)
+
     def export(self, directory, tokenizer):
-        """HF weights + tokenizer + the sentence-transformers module files (Transformer -> mean Pooling, then
-        Normalize when the teacher ends so), so AutoModel and SentenceTransformer both load the student."""
+        """HF weights + tokenizer + the sentence-transformers module files (Transformer -> mean Pooling, then the
+        projection as a Dense module when there is one, then Normalize when the teacher ends so), so AutoModel and
+        SentenceTransformer both load the student."""
         super().export(directory, tokenizer)
         write_sentence_transformers_files(directory, self.student_model().config.hidden_size, self.max_length,
-                                          self.normalize)
+                                          self.normalize, self.projection)
+
+
+def make_projection(width, teacher_width, source_path, config):
+    """A learned linear map from the student's width to a wider (or narrower) teacher's, after mean pooling and
+    before normalisation: Reimers & Gurevych 2020's student and teacher share a width, and sentence-transformers'
+    distillation recipe adds a Dense layer where they do not (e.g. a 384-wide MiniLM student under the 768-wide
+    all-mpnet-base-v2). It trains with the student and ships as its Dense module (identity activation). Started from
+    [model] pretrained's own Dense when that folder has one (an earlier stage's export), else nn.Linear's default
+    initialisation under the run's seed. None when the widths agree."""
+    saved = load_sentence_dense(source_path)
+    if width == teacher_width and saved is None:
+        return None
+    projection = nn.Linear(width, teacher_width)
+    if saved is not None:
+        if tuple(saved.weight.shape) != (teacher_width, width):
+            raise ConfigError(f"{config.source('model', 'pretrained')}: [model] pretrained ends in a Dense "
+                              f"{saved.in_features} -> {saved.out_features}, but the student is {width} wide and the "
+                              f"teacher's embedding {teacher_width}")
+        projection.load_state_dict(saved.state_dict())
+    get_logger().info("projection %d -> %d after pooling (the teacher's width), %s", width, teacher_width,
+                      "from [model] pretrained's Dense" if saved is not None else "newly initialised")
+    return projection
 
 
 def describe(student):
@@ -200,12 +226,22 @@ def describe(student):
     return f"{c.model_type}, {emb}, {c.inner_group_num} shared layers x {c.num_hidden_layers} repeats, hidden {c.hidden_size}"
 
 
-def write_sentence_transformers_files(directory, width, max_length, normalize=False):
+def write_sentence_transformers_files(directory, width, max_length, normalize=False, projection=None):
+    """modules.json and the module folders: Transformer (the folder itself) -> mean Pooling [-> Dense, the
+    projection, identity activation] [-> Normalize]."""
     d = Path(directory)
     modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
                {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+    if projection is not None:
+        from sentence_transformers.sentence_transformer.modules import Dense
+        dense = Dense(projection.in_features, projection.out_features, bias=True, activation_function=nn.Identity())
+        dense.linear.load_state_dict({k: v.detach().float().cpu() for k, v in projection.state_dict().items()})
+        (d / "2_Dense").mkdir(exist_ok=True)
+        dense.save(str(d / "2_Dense"))
+        modules.append({"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"})
     if normalize:
-        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+        i = len(modules)
+        modules.append({"idx": i, "name": str(i), "path": f"{i}_Normalize", "type": "sentence_transformers.models.Normalize"})
     (d / "modules.json").write_text(json.dumps(modules, indent=2))
     (d / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": max_length, "do_lower_case": False}))
     (d / "1_Pooling").mkdir(exist_ok=True)
