@@ -118,8 +118,9 @@ def test_multilingual_table_valid_reads_the_selected_evaluation(tmp_path):
     assert "missing" in rows["rec_bottle_mcl (stage 4, MCL)"]
 
 
-def test_cpu_script_chains_the_stages_and_gives_stage4_its_epochs(tmp_path):
-    """experiments/multilingual_cpu.sh with a stand-in `python` that records each train.py call and marks it done."""
+def run_cpu_script(tmp_path, root, *args, **env):
+    """experiments/multilingual_cpu.sh ROOT ARGS with a stand-in `python` that records each train.py call (in
+    tmp_path/calls) and marks its run done; returns the script's stdout."""
     import os
     import subprocess
     fake = tmp_path / "bin" / "python"
@@ -127,14 +128,18 @@ def test_cpu_script_chains_the_stages_and_gives_stage4_its_epochs(tmp_path):
     fake.write_text('#!/usr/bin/env bash\necho "$@" >> "$CALLS"\nwhile [[ $# -gt 0 ]]; do [[ $1 == --logdir ]] && '
                     'mkdir -p "$2" && touch "$2/train_summary.json"; shift; done\n')
     fake.chmod(0o755)
-    env = {**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}", "CALLS": str(tmp_path / "calls"),
-           "STAGE4_EPOCHS": "3"}
+    env = {**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}", "CALLS": str(tmp_path / "calls"), **env}
+    return subprocess.run(["bash", str(REPO / "experiments" / "multilingual_cpu.sh"), str(root), *args], cwd=REPO,
+                          env=env, check=True, capture_output=True, text=True).stdout
+
+
+def test_cpu_script_chains_the_stages_and_gives_stage4_its_epochs(tmp_path):
+    """The chain with no phase 3: stages in order, the handoffs, stage 4's epochs, a stage cut off going on."""
     root = tmp_path / "r"
     (root / "mse" / "checkpoints").mkdir(parents=True)  # stage 1 cut off after a step checkpoint: it goes on from it
     (root / "mse" / "checkpoints" / "step-0000100.pt").touch()
     (root / "bottle_distill").mkdir()  # stage 2 cut off before its first checkpoint: it starts afresh
-    subprocess.run(["bash", str(REPO / "experiments" / "multilingual_cpu.sh"), str(root), "--set", "train.epoch=1"],
-                   cwd=REPO, env=env, check=True, capture_output=True)
+    run_cpu_script(tmp_path, root, "--set", "train.epoch=1", STAGE4_EPOCHS="3")
     calls = {line.split("--logdir ")[1].split()[0].rsplit("/", 1)[-1]: line
              for line in (tmp_path / "calls").read_text().splitlines()}
     assert sorted(calls) == sorted(["mse", "bottle_distill", "rec_bottle_distill", "teacher_direct", "student_direct",
@@ -148,3 +153,27 @@ def test_cpu_script_chains_the_stages_and_gives_stage4_its_epochs(tmp_path):
         assert calls[stage].count("train.epoch=") == 1
     for stage in ("rec_bottle_mcl", "rec_bottle_bool", "rec_bottle_ce", "rec_bottle_mse"):
         assert "--set train.epoch=1 --set train.epoch=3 " in calls[stage]  # the later --set wins
+
+
+def test_cpu_script_phase3_runs_the_branch_the_ablations_and_stage4_seeds(tmp_path):
+    """WITH_BRANCHES=1 SEEDS="43 44": rec_distill (from and taught by stage 1) -> rec_mcl; bottle6 (stage 2 with 6
+    layers run once, untested) -> wo_all, wo_recursive; stage 4 MCL with seeds 43 and 44 into ROOT_s43, ROOT_s44."""
+    root = tmp_path / "r"
+    done = run_cpu_script(tmp_path, root, WITH_BRANCHES="1", SEEDS="43 44", STAGE4_EPOCHS="3")
+    calls = {line.split("--logdir ")[1].split()[0].split(str(tmp_path) + "/")[1]: line
+             for line in (tmp_path / "calls").read_text().splitlines()}
+    assert {"r/rec_distill", "r/rec_mcl", "r/bottle6", "r/wo_all", "r/wo_recursive", "r_s43/rec_bottle_mcl",
+            "r_s44/rec_bottle_mcl"} <= set(calls) and len(calls) == 9 + 7
+    assert "config/distill/minilm_rec_distill.config" in calls["r/rec_distill"]
+    assert f"model.pretrained={root}/mse --set distill.teacher={root}/mse" in calls["r/rec_distill"]
+    assert f"model.pretrained={root}/rec_distill" in calls["r/rec_mcl"] and "train.epoch=3" in calls["r/rec_mcl"]
+    assert "train.epoch" not in calls["r/rec_distill"] + calls["r/bottle6"]  # stage 4's epochs are stage 4's
+    assert "config/distill/minilm_bottle_distill.config" in calls["r/bottle6"] and "--do_test" not in calls["r/bottle6"]
+    assert "multilingual.layers_to_keep=6 --set multilingual.repeat=1" in calls["r/bottle6"]
+    for stage in ("wo_all", "wo_recursive"):
+        assert f"config/multilingual/ablation_{stage}.config" in calls[f"r/{stage}"]
+        assert f"model.pretrained={root}/bottle6" in calls[f"r/{stage}"] and "--do_test" in calls[f"r/{stage}"]
+    for seed in (43, 44):
+        call = calls[f"r_s{seed}/rec_bottle_mcl"]
+        assert f"--seed {seed} " in call and f"model.pretrained={root}/rec_bottle_distill" in call and "train.epoch=3" in call
+    assert done.strip().endswith(f"--root {root} --ablation {root} --seeds {root}_s43 {root}_s44")
