@@ -2,8 +2,8 @@
 
 Classifiers export their logits; sentence encoders export the pooled sentence embedding (mean over the real tokens,
 then its Dense projection when its sentence-transformers files have one, then L2 normalisation when they end with
-a Normalize module), so a deployment
-gets what `SentenceTransformer.encode` returns without re-writing the pooling.
+a Normalize module), so a deployment gets what `SentenceTransformer.encode` returns without re-writing the pooling.
+The torch int8 copy holds the encoder only: a projected student's Dense stays in fp32 in its `2_Dense` folder.
 
 - ONNX: torch.onnx.export's TorchScript tracer (`dynamo=False`), dynamic batch and sequence axes, opset 17. The
   torch.export-based default needs onnxscript, one more dependency, for the same graph; the traced one matches the
