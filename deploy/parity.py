@@ -21,7 +21,7 @@ import torch
 from deploy.onnx_export import (Deployed, export_onnx, input_names, load_student, normalises, onnx_session,
                                 quantize_onnx, quantize_torch, student_kind)
 from efficiency.counts import BATCH, MIN_CPU_SHARE, paired_latency
-from pretrained.loading import load_sentence_dense
+from pretrained.st_dense import load_sentence_dense
 from utils.paths import swap_in
 from utils.errors import ConfigError, KDWorkerError
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from efficiency.cls_only import cls_only_last_layer
+from efficiency.counts import count_params
 
 STUDENT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 WORD_KEYS = ("word_ids", "word_lengths", "b_word_ids", "b_word_lengths")  # word-level students; b_* = a pair's second text
@@ -161,7 +162,6 @@ class DistillModel(nn.Module):
     def deployed_params(self):
         """Parameters of what the export ships: the student, plus any head that ships with it (a sentence student's
         projection to its teacher's width); training-only heads (TinyBERT's width maps) are not counted."""
-        from efficiency.counts import count_params
         return count_params(self.student_model())
 
     def heads_state(self):

@@ -101,23 +101,3 @@ def load_masked_lm(path, key, require_head=False, **kwargs):
         raise ConfigError(f"{key} = {path}: has no trained MLM head ({missing[0]} missing); "
                           "train one with the mlm_head stage (config/general/mlm_head.config)")
     return model
-
-
-def load_sentence_dense(folder):
-    """The nn.Linear of the Dense module in a sentence-transformers folder's pipeline (modules.json), or None when
-    it has none. Read with sentence-transformers' own loader, so any Dense it saved reads back; a Dense with a
-    non-identity activation is refused (nothing here trains or deploys one)."""
-    import json
-    path = Path(folder) / "modules.json"
-    if not path.is_file():
-        return None
-    dense = [m for m in json.loads(path.read_text()) if m.get("type", "").endswith(".Dense")]
-    if not dense:
-        return None
-    from sentence_transformers.sentence_transformer.modules import Dense
-    from torch import nn
-    module = Dense.load(str(Path(folder) / dense[0]["path"]))
-    if not isinstance(module.activation_function, nn.Identity):
-        raise ConfigError(f"{folder}/{dense[0]['path']}: Dense with activation {type(module.activation_function).__name__}; "
-                          "only a linear (identity) projection is supported")
-    return module.linear

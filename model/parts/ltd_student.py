@@ -108,7 +108,8 @@ def export_ltd(student, vocab, directory, teacher_tokenizer):
 def sentence_transformer(student, vocab, teacher_tokenizer):
     """The student's sentence embedding as a SentenceTransformer: [StaticEmbedding, Dense?, Normalize?]."""
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Dense, Normalize, StaticEmbedding
+    from sentence_transformers.sentence_transformer.modules import Normalize, StaticEmbedding
+    from pretrained.st_dense import dense_module
     from tokenizers import Tokenizer
     tokenizer = Tokenizer.from_str(teacher_tokenizer.backend_tokenizer.to_str())
     tokenizer.no_truncation()
@@ -117,9 +118,7 @@ def sentence_transformer(student, vocab, teacher_tokenizer):
     table = student.folded_table().detach().float().cpu()[torch.tensor(rows, dtype=torch.long)]
     modules = [StaticEmbedding(tokenizer, embedding_weights=table.contiguous())]
     if student.projection is not None:
-        dense = Dense(student.config.dim, student.config.projection_dim, bias=True, activation_function=nn.Identity())
-        dense.linear.load_state_dict({k: v.detach().float().cpu() for k, v in student.projection.state_dict().items()})
-        modules.append(dense)
+        modules.append(dense_module(student.projection))
     if student.config.normalize:
         modules.append(Normalize())
     return SentenceTransformer(modules=modules, device="cpu")

@@ -18,7 +18,8 @@ from torch import nn
 
 from model.base import DistillModel, teacher_inputs
 from pretrained.fingerprint import file_fingerprint
-from pretrained.loading import load_encoder, load_sentence_dense, load_tokenizer, resolve_model_path
+from pretrained.loading import load_encoder, load_tokenizer, resolve_model_path
+from pretrained.st_dense import dense_module, load_sentence_dense
 from model.parts.loss import bool_sim_loss, hidden_mse_loss, in_batch_ce_loss, mcl_loss
 from model.parts.recurrent_student import build_recurrent_student, drop_pooler
 from efficiency.counts import count_params
@@ -233,11 +234,8 @@ def write_sentence_transformers_files(directory, width, max_length, normalize=Fa
     modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
                {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
     if projection is not None:
-        from sentence_transformers.sentence_transformer.modules import Dense
-        dense = Dense(projection.in_features, projection.out_features, bias=True, activation_function=nn.Identity())
-        dense.linear.load_state_dict({k: v.detach().float().cpu() for k, v in projection.state_dict().items()})
         (d / "2_Dense").mkdir(exist_ok=True)
-        dense.save(str(d / "2_Dense"))
+        dense_module(projection).save(str(d / "2_Dense"))
         modules.append({"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"})
     if normalize:
         i = len(modules)
